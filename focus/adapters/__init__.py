@@ -1,0 +1,1 @@
+"""Thin Twisted protocols that feed the pure cores and carry out their commands."""

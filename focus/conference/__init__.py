@@ -1,0 +1,1 @@
+"""Rooms, participants and the roster, as pure logic."""

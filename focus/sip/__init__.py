@@ -1,0 +1,1 @@
+"""Sans-IO SIP (RFC 3261): grammar, messages, framing, transactions, dialogs."""

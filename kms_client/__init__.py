@@ -1,0 +1,1 @@
+"""KMS client (PROFILE.md section 3) built on treq."""

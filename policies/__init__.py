@@ -1,0 +1,1 @@
+"""Operator policy: model, TOML loader with line-accurate errors, evaluation."""
