@@ -1,0 +1,242 @@
+"""TLS-PSK creators in memory: handshakes through TLSMemoryBIOFactory, config checks."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+from typing import Any
+
+import pytest
+from OpenSSL import SSL
+from twisted.internet import protocol
+from twisted.internet.task import Clock
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.test.iosim import FakeTransport, connect
+
+from focus import tls_psk
+from focus.tls_psk import (
+    DEFAULT_CIPHERS,
+    CipherListError,
+    TLSPSKClientCreator,
+    TLSPSKConfig,
+    TLSPSKError,
+    TLSPSKHandshakeError,
+    TLSPSKServerCreator,
+    TLSPSKUnavailableError,
+    check_psk_support,
+    classify_tls_failure,
+    expand_cipher_list,
+)
+from tests.tls_psk._peers import OPENSSL, Probe
+
+PSK = bytes(range(32))
+
+
+def handshake(
+    server: Any, client: Any, server_probe: Probe | None = None, client_probe: Probe | None = None
+) -> tuple[Probe, Probe]:
+    """Run one TLS connection between two creators entirely in memory."""
+    clock = Clock()
+    sp = server_probe or Probe(greeting=b"from-server")
+    cp = client_probe or Probe(greeting=b"from-client")
+    sf = TLSMemoryBIOFactory(server, False, protocol.Factory.forProtocol(lambda: sp), clock)
+    cf = TLSMemoryBIOFactory(client, True, protocol.Factory.forProtocol(lambda: cp), clock)
+    s, c = sf.buildProtocol(None), cf.buildProtocol(None)
+    pump = connect(s, FakeTransport(s, False), c, FakeTransport(c, True), clock=clock)
+    pump.flush()
+    return sp, cp
+
+
+@pytest.mark.parametrize("suite", DEFAULT_CIPHERS.split(":"))
+def test_matching_psk_keys_the_connection(suite: str) -> None:
+    """Both roles holding the same PSK complete a TLS 1.2 handshake on each default suite."""
+    config = TLSPSKConfig(ciphers=suite)
+    sp, cp = handshake(TLSPSKServerCreator(PSK, config), TLSPSKClientCreator(PSK, config))
+    assert sp.handshake_done and cp.handshake_done
+    assert (sp.cipher, sp.version) == (suite, "TLSv1.2")
+    assert sp.received == b"from-client"
+    assert cp.received == b"from-server"
+
+
+def test_server_preference_picks_forward_secret_suite() -> None:
+    """With the default list on both sides the first (ECDHE-PSK) suite is negotiated."""
+    sp, _ = handshake(TLSPSKServerCreator(PSK), TLSPSKClientCreator(PSK))
+    assert sp.cipher == "ECDHE-PSK-CHACHA20-POLY1305"
+
+
+def test_wrong_psk_fails_both_sides_with_typed_error() -> None:
+    """A different PSK on the client fails the handshake on both sides, never keying them."""
+    sp, cp = handshake(TLSPSKServerCreator(PSK), TLSPSKClientCreator(bytes(32)))
+    assert not sp.handshake_done and not cp.handshake_done
+    assert sp.received == cp.received == b""
+    for probe in (sp, cp):
+        assert probe.reason is not None
+        error = classify_tls_failure(probe.reason, handshake_done=False)
+        assert isinstance(error, TLSPSKHandshakeError)
+        assert any("bad record mac" in r for r in error.reasons)
+
+
+def test_client_sends_empty_identity_and_server_ignores_it() -> None:
+    """The identity reaching the server callback is empty (RFC 4279 §5.1 allows it)."""
+    seen: list[bytes] = []
+    ffi, _lib = tls_psk._binding()
+
+    server = TLSPSKServerCreator(PSK)
+    # Wrap the installed callback to observe the identity it is given.
+    inner = server._callback
+
+    def spy(ssl: Any, identity: Any, out: Any, max_len: int) -> int:
+        seen.append(ffi.string(identity))
+        return int(inner(ssl, identity, out, max_len))
+
+    spy_cb = ffi.callback(tls_psk._SERVER_CB_TYPE, spy)
+    server._context = tls_psk._build_context(TLSPSKConfig(), spy_cb, server=True)
+    sp, _ = handshake(server, TLSPSKClientCreator(PSK))
+    assert sp.handshake_done
+    assert seen == [b""]
+
+
+def test_tls13_only_client_is_refused_in_memory() -> None:
+    """A TLS 1.3-only pyOpenSSL client gets no connection from our TLS 1.2-only server."""
+
+    class TLS13Only:
+        def clientConnectionForTLS(self, tls: object) -> SSL.Connection:
+            ctx = SSL.Context(SSL.TLS_METHOD)
+            ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
+            return SSL.Connection(ctx, None)
+
+    from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+    from zope.interface import directlyProvides
+
+    creator = TLS13Only()
+    directlyProvides(creator, IOpenSSLClientConnectionCreator)
+    sp, _ = handshake(TLSPSKServerCreator(PSK), creator)
+    assert not sp.handshake_done
+    error = classify_tls_failure(sp.reason, handshake_done=False)  # type: ignore[arg-type]
+    assert isinstance(error, TLSPSKHandshakeError)
+    assert "unsupported protocol" in error.reasons
+
+
+@pytest.mark.parametrize(
+    ("ciphers", "why"),
+    [
+        ("PSK-NULL-SHA256", "NULL"),
+        ("ECDHE-PSK-NULL-SHA", "NULL"),
+        ("RSA-PSK-AES128-GCM-SHA256", "RSA-PSK"),
+        ("PSK", "RSA-PSK"),  # the alias includes RSA-PSK (DIGEST §7.2)
+        ("aPSK", "NULL"),  # the alias includes the NULL suites
+        ("AES128-GCM-SHA256", "not an allowed"),
+        ("NO-SUCH-SUITE", "no cipher suite"),
+        ("", "no cipher suite"),
+    ],
+)
+def test_bad_cipher_lists_are_refused_at_config_time(ciphers: str, why: str) -> None:
+    """NULL, RSA-PSK, non-PSK and unknown cipher lists fail when the config is built."""
+    with pytest.raises(CipherListError, match=why):
+        TLSPSKConfig(ciphers=ciphers)
+
+
+def test_default_cipher_list_expands_to_the_four_profile_suites() -> None:
+    """The PROFILE §9 default selects exactly its four suites, in order."""
+    assert expand_cipher_list(DEFAULT_CIPHERS) == tuple(DEFAULT_CIPHERS.split(":"))
+    assert expand_cipher_list("aPSK:!eNULL:!aNULL")  # a safe alias expression is accepted
+
+
+@pytest.mark.parametrize("length", [0, 8, 15, 65])
+def test_psk_length_outside_range_is_refused(length: int) -> None:
+    """PSKs shorter than 16 or longer than 64 octets are refused (RFC 4279 §5.3)."""
+    with pytest.raises(TLSPSKError, match="PSK length"):
+        TLSPSKServerCreator(b"k" * length)
+    with pytest.raises(TLSPSKError, match="PSK length"):
+        TLSPSKClientCreator(b"k" * length)
+
+
+def test_psk_never_in_repr_or_config() -> None:
+    """Neither creator's repr shows the PSK bytes in any encoding."""
+    psk = b"\xa5" * 16
+    for creator in (TLSPSKServerCreator(psk), TLSPSKClientCreator(psk)):
+        text = repr(creator) + repr(vars(creator).get("_config"))
+        assert psk.hex() not in text.lower()
+        assert repr(psk) not in text
+
+
+def test_missing_binding_functions_fail_with_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A binding without the PSK functions fails at start-up, naming what is missing."""
+    ffi, lib = tls_psk._binding()
+
+    class NoPSK:
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("SSL_CTX_set_psk"):
+                raise AttributeError(name)
+            return getattr(lib, name)
+
+    monkeypatch.setattr(tls_psk, "_binding", lambda: (ffi, NoPSK()))
+    with pytest.raises(TLSPSKUnavailableError, match="SSL_CTX_set_psk_server_callback"):
+        check_psk_support()
+    with pytest.raises(TLSPSKUnavailableError, match="SSL_CTX_set_psk_client_callback"):
+        TLSPSKClientCreator(PSK)
+
+
+def test_callback_exception_means_no_psk() -> None:
+    """An exception inside a PSK callback returns 0 (no PSK): the handshake fails cleanly."""
+    ffi, _ = tls_psk._binding()
+
+    def broken(*_args: Any) -> int:
+        raise RuntimeError("boom")
+
+    cb = ffi.callback(tls_psk._SERVER_CB_TYPE, broken, onerror=tls_psk._callback_error)
+    server = TLSPSKServerCreator(PSK)
+    server._context = tls_psk._build_context(TLSPSKConfig(), cb, server=True)
+    sp, cp = handshake(server, TLSPSKClientCreator(PSK))
+    assert not sp.handshake_done and not cp.handshake_done
+    assert isinstance(classify_tls_failure(sp.reason, handshake_done=False), TLSPSKHandshakeError)  # type: ignore[arg-type]
+
+
+def test_keylog_written_only_when_configured(tmp_path: pathlib.Path) -> None:
+    """An NSS key log line per connection is written when, and only when, a path is set."""
+    keylog = tmp_path / "keys.log"
+    config = TLSPSKConfig(keylog_path=keylog)
+    sp, _ = handshake(TLSPSKServerCreator(PSK, config), TLSPSKClientCreator(PSK))
+    assert sp.handshake_done
+    lines = keylog.read_bytes().splitlines()
+    assert lines and all(line.startswith(b"CLIENT_RANDOM ") for line in lines)
+    assert PSK.hex().encode() not in keylog.read_bytes()
+
+    other = tmp_path / "unused.log"
+    handshake(TLSPSKServerCreator(PSK), TLSPSKClientCreator(PSK))
+    assert not other.exists()
+    assert len(keylog.read_bytes().splitlines()) == len(lines)
+
+
+def test_dh_parameters_from_file(tmp_path: pathlib.Path) -> None:
+    """A configured DH parameter file is loaded and used by the DHE-PSK suite."""
+    pem = tmp_path / "dh.pem"
+    pem.write_bytes(tls_psk.FFDHE2048_PEM)
+    config = TLSPSKConfig(ciphers="DHE-PSK-AES128-GCM-SHA256", dh_params_path=pem)
+    sp, _ = handshake(TLSPSKServerCreator(PSK, config), TLSPSKClientCreator(PSK, config))
+    assert sp.cipher == "DHE-PSK-AES128-GCM-SHA256"
+
+
+def test_builtin_dh_parameters_are_rfc7919_ffdhe2048() -> None:
+    """The shipped DH group is byte for byte what openssl prints for RFC 7919 ffdhe2048."""
+    out = subprocess.run(
+        [OPENSSL, "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048"],
+        capture_output=True,
+        check=True,
+        timeout=10,
+    ).stdout
+    assert out == tls_psk.FFDHE2048_PEM
+
+
+def test_non_tls_loss_is_not_a_tls_failure() -> None:
+    """A plain TCP loss is left to the caller: classify_tls_failure returns None."""
+    from twisted.internet.error import ConnectionLost
+    from twisted.python.failure import Failure
+
+    assert classify_tls_failure(Failure(ConnectionLost()), handshake_done=True) is None
+
+
+def test_unknown_groups_are_refused() -> None:
+    """An ECDHE group list OpenSSL does not know fails when the creator is built."""
+    with pytest.raises(TLSPSKError, match="groups"):
+        TLSPSKServerCreator(PSK, TLSPSKConfig(groups="NOT-A-CURVE"))
