@@ -9,11 +9,11 @@ the small `TicketEngine` seam (kms._engine implements it with the mikey library)
 
 from __future__ import annotations
 
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import attrs
 from twisted.logger import Logger
-from twisted.web import server
+from twisted.web import pages, server
 from twisted.web.resource import IResource, Resource
 
 from ._errors import Rejection
@@ -97,6 +97,20 @@ def _media_type(request: server.Request) -> bytes | None:
     return value.split(b";", 1)[0].strip().lower()
 
 
+class _Node(Resource):
+    """A path segment on the way to the operations; anything else is 404."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def getChild(self, path: bytes, request: server.Request) -> IResource:
+        return pages.notFound()
+
+    def render(self, request: server.Request) -> bytes:
+        page: Any = pages.notFound()  # an IResource; zope interfaces do not type-check
+        return cast(bytes, page.render(request))
+
+
 class _Operation(Resource):
     """One KMS operation (`request` or `resolve`); POST only."""
 
@@ -108,6 +122,14 @@ class _Operation(Resource):
         self._operation = operation
         self._engine = engine
         self._clock = clock
+
+    def render(self, request: server.Request) -> bytes:
+        if request.method != b"POST":
+            request.setResponseCode(405)
+            request.setHeader(b"allow", b"POST")  # type: ignore[no-untyped-call]
+            request.setHeader(b"content-type", b"text/plain")  # type: ignore[no-untyped-call]
+            return b"POST only\n"
+        return self.render_POST(request)
 
     def render_POST(self, request: server.Request) -> bytes:
         started = self._clock.seconds()
@@ -177,10 +199,10 @@ def build_resource(
     engine: TicketEngine, *, clock: Clock, base_path: str = "/mikey-ticket/v1"
 ) -> IResource:
     """The resource tree: `<base_path>/request` and `<base_path>/resolve` under a root."""
-    root = Resource()  # type: ignore[no-untyped-call]
+    root = _Node()
     parent = root
     for segment in [s for s in base_path.split("/") if s]:
-        child = Resource()  # type: ignore[no-untyped-call]
+        child = _Node()
         parent.putChild(segment.encode("utf-8"), cast(IResource, child))
         parent = child
     parent.putChild(b"request", cast(IResource, _Operation("request", engine, clock)))
