@@ -1,0 +1,150 @@
+"""Identifiers, chunking and reassembly (RFC 4975 §5.1, §7.1, §7.1.1, §7.3.1)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from focus.msrp import (
+    ByteRange,
+    Continuation,
+    MsrpError,
+    MsrpLimitExceeded,
+    MsrpParseError,
+    Reassembly,
+    is_ident,
+    new_ident,
+    pick_transaction_id,
+    split_message,
+)
+
+
+def counter_random() -> tuple[list[int], object]:
+    calls: list[int] = []
+    counter = itertools.count()
+
+    def random(n: int) -> bytes:
+        calls.append(n)
+        return next(counter).to_bytes(n, "big")
+
+    return calls, random
+
+
+def test_new_ident_has_64_bits_and_is_an_ident() -> None:
+    """Ids draw at least 8 random bytes and are valid RFC 4975 idents."""
+    calls, random = counter_random()
+    ident = new_ident(random, 8)  # type: ignore[arg-type]
+    assert calls == [8] and is_ident(ident)
+    assert is_ident(new_ident(lambda n: b"\xff" * n, 18))
+    with pytest.raises(MsrpError):
+        new_ident(lambda n: b"", 8)
+
+
+def test_pick_transaction_id_avoids_end_line_in_body() -> None:
+    """If the body contains '-------<id>', a new id is drawn (RFC 4975 §7.1)."""
+    first = new_ident(bytes, 8)
+    body = b"text -------" + first.encode() + b"$ more"
+    draws = iter([bytes(8), b"\x01" * 8])
+    chosen = pick_transaction_id(body, lambda n: next(draws), 8)
+    assert chosen != first and b"-------" + chosen.encode() not in body
+    with pytest.raises(MsrpError):
+        pick_transaction_id(body, bytes, 8)
+
+
+def test_split_small_message_single_chunk() -> None:
+    """A small message is one '$' chunk with a numeric range."""
+    (chunk,) = split_message(b"abcdEFGH", 2048)
+    assert chunk.byte_range == ByteRange(1, 8, 8)
+    assert chunk.continuation is Continuation.COMPLETE
+
+
+def test_split_empty_message() -> None:
+    """An empty message is sent as 1-0/0 (RFC 4975 §7.1.1)."""
+    (chunk,) = split_message(b"", 2048)
+    assert str(chunk.byte_range) == "1-0/0"
+
+
+def test_split_large_message_is_interruptible() -> None:
+    """Chunks above 2048 octets carry range-end '*'; all but the last end with '+'."""
+    body = bytes(range(256)) * 40  # 10240 octets
+    chunks = split_message(body, 4096)
+    assert [str(c.byte_range) for c in chunks] == ["1-*/10240", "4097-*/10240", "8193-10240/10240"]
+    assert [c.continuation for c in chunks] == [Continuation.MORE] * 2 + [Continuation.COMPLETE]
+    assert b"".join(c.body for c in chunks) == body
+    small = split_message(body, 2048)
+    assert str(small[0].byte_range) == "1-2048/10240"
+
+
+def test_reassembly_rfc_figure3() -> None:
+    """The two chunks of RFC 4975 Figure 3 give "abcdEFGH"."""
+    r = Reassembly("4564dpWd", 100)
+    assert not r.add(ByteRange(1, None, 8), b"abcd", Continuation.MORE, "text/plain")
+    assert r.add(ByteRange(5, 8, 8), b"EFGH", Continuation.COMPLETE, "text/plain")
+    assert r.body() == b"abcdEFGH" and r.content_type == "text/plain"
+
+
+def test_reassembly_out_of_order_and_overlap_last_wins() -> None:
+    """Chunks may arrive in any order; overlapping bytes take the last received (§7.3.1)."""
+    r = Reassembly("m1234", 1000)
+    assert not r.add(ByteRange(5, 8, 8), b"EFGH", Continuation.COMPLETE)
+    assert r.add(ByteRange(1, 6, 8), b"abcdXY", Continuation.MORE)
+    # bytes 1-6 arrived last, so X and Y overwrite E and F.
+    assert r.received == 8 and r.body() == b"abcdXYGH"
+
+
+def test_reassembly_gap_not_complete() -> None:
+    """A missing range keeps the message incomplete even after '$'."""
+    r = Reassembly("m1234", 1000)
+    assert not r.add(ByteRange(1, 2, 6), b"ab", Continuation.MORE)
+    assert not r.add(ByteRange(5, 6, 6), b"ef", Continuation.COMPLETE)
+    assert r.received == 4
+    assert r.add(ByteRange(3, 4, 6), b"cd", Continuation.MORE)
+    assert r.body() == b"abcdef"
+
+
+def test_reassembly_actual_length_wins() -> None:
+    """The body length, not range-end, places the data (an interrupted chunk)."""
+    r = Reassembly("m1234", 1000)
+    assert r.add(ByteRange(1, 25, 25), b"Hey Bob, are you there?", Continuation.COMPLETE)
+    assert r.total == 23
+
+
+def test_reassembly_limits() -> None:
+    """Messages beyond the limit (declared or actual) raise 413."""
+    with pytest.raises(MsrpLimitExceeded):
+        Reassembly("m1234", 10).add(ByteRange(1, None, 11), b"a", Continuation.MORE)
+    with pytest.raises(MsrpLimitExceeded):
+        Reassembly("m1234", 10).add(ByteRange(8, None, None), b"abcd", Continuation.MORE)
+
+
+def test_reassembly_contradictions() -> None:
+    """Chunks beyond the known length, or two finals that disagree, raise 400."""
+    r = Reassembly("m1234", 100)
+    r.add(ByteRange(1, 4, 4), b"abcd", Continuation.COMPLETE)
+    with pytest.raises(MsrpParseError):
+        r.add(ByteRange(5, 6, None), b"ef", Continuation.MORE)
+    with pytest.raises(MsrpParseError):
+        r.add(ByteRange(1, 6, 6), b"abcdef", Continuation.COMPLETE)
+    r2 = Reassembly("m1234", 100)
+    r2.add(ByteRange(1, None, 8), b"abcdefgh", Continuation.MORE)
+    with pytest.raises(MsrpParseError):
+        r2.add(ByteRange(1, 4, 4), b"abcd", Continuation.COMPLETE)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.binary(max_size=3000),
+    size=st.integers(1, 700),
+    order=st.randoms(use_true_random=False),
+)
+def test_split_then_reassemble_any_order(body: bytes, size: int, order: object) -> None:
+    """split_message then Reassembly in any order gives the message back."""
+    chunks = split_message(body, size)
+    order.shuffle(chunks)  # type: ignore[attr-defined]
+    r = Reassembly("m1234", 5000)
+    done = [r.add(c.byte_range, c.body, c.continuation) for c in chunks]
+    assert done[-1] and not any(done[:-1])
+    assert r.body() == body
