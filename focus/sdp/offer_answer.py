@@ -142,19 +142,19 @@ class MsrpCapabilities:
         return attributes
 
 
+def _secure_path(_inst: object, _attribute: object, value: tuple[MsrpUri, ...]) -> None:
+    if not value or any(u.port is None or not u.secure for u in value):
+        raise ValueError("a TCP/TLS/MSRP path needs msrps URIs with ports (RFC 4975 §8.2)")
+
+
 @attrs.frozen
 class LocalMedia:
     """The focus's side of one MSRP line: its ``a=path`` (the focus's own URI last) and the
     key management message it sends there (a MIKEY TRANSFER_INIT in an offer, a
     TRANSFER_RESP in an answer)."""
 
-    path: tuple[MsrpUri, ...]
+    path: tuple[MsrpUri, ...] = attrs.field(validator=_secure_path)
     key_mgmt: KeyMgmt
-
-    @path.validator
-    def _check_path(self, _attribute: object, value: tuple[MsrpUri, ...]) -> None:
-        if not value or any(u.port is None or not u.secure for u in value):
-            raise ValueError("a TCP/TLS/MSRP path needs msrps URIs with ports (RFC 4975 §8.2)")
 
 
 @attrs.frozen
