@@ -1,0 +1,103 @@
+"""Active legs in memory: connect, handshake as TLS client, typed failures."""
+
+from __future__ import annotations
+
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
+
+from focus.adapters.msrp_leg import (
+    ActiveLeg,
+    LegConnectFailed,
+    LegHandshakeFailed,
+    LegState,
+    LegTimeout,
+    PortAllocator,
+)
+from focus.msrp.frame import Request
+from focus.tls_psk import TLSPSKClientCreator
+from tests.msrp_leg._support import (
+    OTHER_PSK,
+    PSK,
+    SEND,
+    Recorder,
+    accept_from,
+    config,
+    passive,
+    server_factory,
+)
+
+
+def active(reactor: MemoryReactorClock, rec: Recorder, psk: bytes = PSK, **kw: float) -> ActiveLeg:
+    leg = ActiveLeg(
+        "out-1",
+        TLSPSKClientCreator(psk),
+        rec,
+        "127.0.0.1",
+        20000,
+        reactor=reactor,
+        clock=reactor,
+        config=config(**kw),
+    )
+    leg.start()
+    return leg
+
+
+def test_connects_to_the_given_address_with_the_setup_timeout() -> None:
+    """start() connects to host:port with the configured timeout."""
+    reactor = MemoryReactorClock()
+    leg = active(reactor, Recorder(), setup_timeout=7.0)
+    host, port, _factory, timeout, _bind = reactor.tcpClients[0]
+    assert (host, port, timeout) == ("127.0.0.1", 20000, 7.0)
+    assert leg.state is LegState.WAITING
+
+
+def test_active_and_passive_legs_key_each_other() -> None:
+    """An active leg and a passive leg with the same PSK both come up and exchange MSRP."""
+    reactor = MemoryReactorClock()
+    server_rec, client_rec = Recorder(), Recorder()
+    server_leg = passive(reactor, server_rec, PortAllocator(20000, 20009))
+    client_leg = active(reactor, client_rec)
+    _s, _c, pump = accept_from(
+        reactor,
+        reactor.tcpClients[0][2],
+        server_factory(reactor, server_leg.port),  # type: ignore[arg-type]
+    )
+    assert server_rec.kinds() == client_rec.kinds() == ["up"]
+    client_leg.send(SEND)
+    pump.flush()
+    [frame] = server_rec.frames()
+    assert isinstance(frame, Request) and frame.body == b"hello"
+
+
+def test_wrong_psk_fails_both_legs() -> None:
+    """Different PSKs on the two legs fail both with LegHandshakeFailed."""
+    reactor = MemoryReactorClock()
+    server_rec, client_rec = Recorder(), Recorder()
+    server_leg = passive(reactor, server_rec, PortAllocator(20000, 20009))
+    active(reactor, client_rec, psk=OTHER_PSK)
+    accept_from(reactor, reactor.tcpClients[0][2], server_factory(reactor, server_leg.port))  # type: ignore[arg-type]
+    assert [type(f) for f in server_rec.failures()] == [LegHandshakeFailed]
+    assert [type(f) for f in client_rec.failures()] == [LegHandshakeFailed]
+
+
+def test_connect_failure_is_typed() -> None:
+    """A refused connect fails the leg with LegConnectFailed."""
+    reactor = MemoryReactorClock()
+    rec = Recorder()
+    leg = active(reactor, rec)
+    factory = reactor.tcpClients[0][2]
+    factory.clientConnectionFailed(reactor.connectors[0], Failure(ConnectionRefusedError()))
+    [failure] = rec.failures()
+    assert isinstance(failure, LegConnectFailed)
+    assert leg.state is LegState.FAILED
+
+
+def test_no_connection_within_timeout() -> None:
+    """A connect (or handshake) that takes longer than setup_timeout fails with LegTimeout."""
+    reactor = MemoryReactorClock()
+    rec = Recorder()
+    active(reactor, rec, setup_timeout=3.0)
+    reactor.advance(3.0)
+    assert [type(f) for f in rec.failures()] == [LegTimeout]
+    assert reactor.connectors[0].stoppedConnecting

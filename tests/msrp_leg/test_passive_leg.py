@@ -1,0 +1,253 @@
+"""Passive legs in memory: one port each, one connection, one handshake, typed failures."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.testing import MemoryReactorClock
+
+from focus.adapters.msrp_leg import (
+    LegConnectionLost,
+    LegError,
+    LegHandshakeFailed,
+    LegProtocolError,
+    LegState,
+    LegTimeout,
+    PortAllocator,
+)
+from focus.msrp.frame import Request
+from focus.msrp.parser import BadFrame
+from tests.msrp_leg._support import (
+    OTHER_PSK,
+    SEND,
+    Recorder,
+    config,
+    dial,
+    passive,
+    server_factory,
+)
+
+
+@pytest.fixture
+def reactor() -> MemoryReactorClock:
+    return MemoryReactorClock()
+
+
+@pytest.fixture
+def allocator() -> PortAllocator:
+    return PortAllocator(20000, 20009)
+
+
+def test_listens_on_a_port_of_the_range(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """start() listens on the configured host, on a port taken from the allocator."""
+    leg = passive(reactor, Recorder(), allocator)
+    port, _factory, backlog, interface = reactor.tcpServers[0]
+    assert leg.port == port == 20000
+    assert interface == "127.0.0.1"
+    assert backlog == 1
+    assert allocator.in_use == {20000}
+    assert leg.state is LegState.WAITING
+
+
+def test_first_connection_keys_the_leg_and_stops_listening(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """The first client with the right PSK brings the leg up; the listener is closed."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    factory = server_factory(reactor, leg.port)  # type: ignore[arg-type]
+    _server, probe, _pump, _io = dial(reactor, factory)
+    assert probe.handshake_done
+    assert rec.kinds() == ["up"]
+    assert leg.state is LegState.UP
+    assert leg._listening is None  # stopListening was called
+    assert allocator.in_use == {leg.port}  # held until the leg ends
+
+
+def test_second_connection_is_refused(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """A passive leg accepts exactly one connection; the next gets no protocol at all."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    factory = server_factory(reactor, leg.port)  # type: ignore[arg-type]
+    dial(reactor, factory)
+    second, probe, _pump, _io = dial(reactor, factory)
+    assert second is None
+    assert not probe.handshake_done
+    assert rec.kinds() == ["up"]
+
+
+def test_nobody_connects_times_out_and_frees_port(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """With no connection within setup_timeout the leg fails with LegTimeout and frees its port."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator, cfg=config(setup_timeout=5.0))
+    reactor.advance(4.9)
+    assert rec.kinds() == []
+    reactor.advance(0.2)
+    [failure] = rec.failures()
+    assert isinstance(failure, LegTimeout)
+    assert leg.state is LegState.FAILED
+    assert allocator.in_use == frozenset()
+    assert leg._listening is None
+    # A connection arriving after the timeout is refused.
+    second, _probe, _pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    assert second is None
+
+
+def test_connected_but_silent_peer_times_out(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """A TCP connection without a completed handshake does not stop the setup timer."""
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    server = server_factory(reactor, leg.port).buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))  # type: ignore[arg-type]
+    transport = StringTransport()
+    server.makeConnection(transport)
+    assert leg.state is LegState.HANDSHAKING
+    reactor.advance(5.0)
+    assert [type(f) for f in rec.failures()] == [LegTimeout]
+    assert transport.disconnecting  # aborted
+    assert allocator.in_use == frozenset()
+
+
+def test_wrong_psk_is_a_typed_handshake_failure(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """A client holding another PSK fails the handshake: LegHandshakeFailed, port freed."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    _server, probe, _pump, _io = dial(reactor, server_factory(reactor, leg.port), psk=OTHER_PSK)  # type: ignore[arg-type]
+    assert not probe.handshake_done
+    [failure] = rec.failures()
+    assert isinstance(failure, LegHandshakeFailed)
+    assert any("bad record mac" in r for r in failure.reasons)
+    assert "up" not in rec.kinds()
+    assert allocator.in_use == frozenset()
+    assert OTHER_PSK.hex() not in str(failure)
+
+
+def test_frames_reach_the_listener(reactor: MemoryReactorClock, allocator: PortAllocator) -> None:
+    """Bytes from the peer are parsed by the MSRP core; each frame reaches the listener."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    for i in range(0, len(SEND), 7):  # split across TLS records
+        probe.transport.write(SEND[i : i + 7])
+        pump.flush()
+    [frame] = rec.frames()
+    assert isinstance(frame, Request)
+    assert (frame.method, frame.transaction_id, frame.body) == ("SEND", "a786hjs2", b"hello")
+
+
+def test_bad_frame_is_reported_not_fatal(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """A frame the core rejects arrives as BadFrame; the leg stays up for the next one."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    bad = SEND.replace(b"Byte-Range: 1-5/5", b"Byte-Range: nonsense")
+    probe.transport.write(bad + SEND)
+    pump.flush()
+    first, second = rec.frames()
+    assert isinstance(first, BadFrame) and first.error.status == 400
+    assert isinstance(second, Request)
+    assert leg.state is LegState.UP
+
+
+def test_unframeable_stream_fails_the_leg(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """Bytes that are not MSRP at all fail the leg with LegProtocolError and close it."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    probe.transport.write(b"GET / HTTP/1.1\r\n\r\n")
+    pump.flush()
+    [failure] = rec.failures()
+    assert isinstance(failure, LegProtocolError)
+    assert failure.status == 400
+    assert probe.reason is not None  # the peer saw the connection go
+    assert allocator.in_use == frozenset()
+
+
+def test_send_before_up_is_delivered_after_handshake(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """Bytes sent before the handshake wait in the leg's queue and follow it in order."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    leg.send(b"first ")
+    leg.send(b"second")
+    assert leg.queued_bytes == 12
+    _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    pump.flush()
+    assert probe.received == b"first second"
+    assert leg.queued_bytes == 0
+
+
+def test_local_close_is_silent_and_frees_port(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """close() ends the leg without a listener callback, closes TLS, and frees the port."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    leg.send(b"bye")
+    pump.flush()
+    leg.close()
+    pump.flush()
+    assert rec.kinds() == ["up"]
+    assert probe.received == b"bye"
+    assert probe.reason is not None
+    assert leg.state is LegState.CLOSED
+    assert allocator.in_use == frozenset()
+    leg.send(b"ignored")  # a closed leg swallows sends
+    assert leg.queued_bytes == 0
+
+
+def test_peer_close_after_up_is_connection_lost(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """When the peer closes a leg that was up, the listener gets LegConnectionLost."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    probe.transport.loseConnection()
+    pump.flush()
+    [failure] = rec.failures()
+    assert isinstance(failure, LegConnectionLost)
+    assert "closed by the peer" in str(failure)
+    assert allocator.in_use == frozenset()
+
+
+def test_listener_may_close_leg_while_frames_arrive(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """A listener that closes the leg on the first frame receives no further frames."""
+
+    class Closer(Recorder):
+        def frame_received(self, leg, frame):  # type: ignore[no-untyped-def]
+            super().frame_received(leg, frame)
+            leg.close()
+
+    rec = Closer()
+    leg = passive(reactor, rec, allocator)
+    _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    probe.transport.write(SEND + SEND)
+    pump.flush()
+    assert rec.kinds() == ["up", "frame"]
+
+
+def test_start_twice_is_an_error(reactor: MemoryReactorClock, allocator: PortAllocator) -> None:
+    """A leg is started once; a second start() raises LegError."""
+    leg = passive(reactor, Recorder(), allocator)
+    with pytest.raises(LegError):
+        leg.start()
