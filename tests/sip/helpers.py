@@ -25,7 +25,7 @@ def make_request(
             ("From", "<sip:alice@example.net>;tag=from1"),
             ("To", to),
             ("Call-ID", call_id),
-            ("CSeq", f"{cseq} {'INVITE' if method == 'ACK' and False else method}"),
+            ("CSeq", f"{cseq} {method}"),
             ("Contact", "<sip:alice@192.0.2.1:5060>"),
         ]
     )
