@@ -30,9 +30,8 @@ class Rejection(KmsError):
     """A ticket request or resolve the KMS refuses (PROFILE.md section 3).
 
     Carries what the HTTP layer answers with: the HTTP status and the MIKEY ERR code
-    (RFC 3830 section 6.12, RFC 6043 section 6.9) for the Error message body, plus the
-    CSB ID and PRF of the failing message when it could be decoded (RFC 6043 section 5.4:
-    the Error copies them). `reason` goes to the log; it never holds key material.
+    (RFC 3830 section 6.12, RFC 6043 section 6.9) for the Error message body. `reason`
+    goes to the log; it never holds key material.
     """
 
     def __init__(
@@ -42,13 +41,9 @@ class Rejection(KmsError):
         http_status: int,
         err_code: int,
         identity: str | None = None,
-        csb_id: int = 0,
-        prf: int = 0,
     ) -> None:
         self.reason = reason
         self.http_status = http_status
         self.err_code = err_code
         self.identity = identity
-        self.csb_id = csb_id
-        self.prf = prf
         super().__init__(f"{http_status} (MIKEY ERR {err_code}): {reason}")

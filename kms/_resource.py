@@ -55,14 +55,15 @@ class TicketEngine(Protocol):
 
     `request` and `resolve` take a request body and the current Unix time and return the
     response, or raise `Rejection` with the HTTP status and MIKEY ERR code to answer.
-    `error_message` encodes the MIKEY Error (data type 6) for a rejection.
+    `error_message` encodes the MIKEY Error (data type 6) answering the *failed* body
+    (RFC 6043 section 5.4: same PRF and CSB ID when they can be read).
     """
 
     def request(self, body: bytes, *, now: float) -> Reply: ...
 
     def resolve(self, body: bytes, *, now: float) -> Reply: ...
 
-    def error_message(self, rejection: Rejection, *, now: float) -> bytes: ...
+    def error_message(self, rejection: Rejection, *, failed: bytes, now: float) -> bytes: ...
 
 
 class BoundedRequest(server.Request):
@@ -135,12 +136,20 @@ class _Operation(Resource):
         started = self._clock.seconds()
         identity = "-"
         rejection: Rejection | None = None
-        body = b""
+        body = data = b""
         try:
-            reply = self._handle(request)
+            data = self._read_body(request)
+            reply = self._dispatch(data)
         except Rejection as e:
             rejection = e
             identity = e.identity or "-"
+        except Exception:
+            # A bug, not a client fault: 500 (PROFILE.md section 3: the client may retry),
+            # the traceback to the log, nothing about it to the client.
+            self.log.failure("kms {operation} failed", operation=self._operation)
+            request.setResponseCode(500)
+            request.setHeader(b"content-type", b"text/plain")  # type: ignore[no-untyped-call]
+            return b"internal error\n"
         else:
             identity = reply.identity
         if rejection is None:
@@ -150,7 +159,7 @@ class _Operation(Resource):
             detail = reply.detail
         else:
             request.setResponseCode(rejection.http_status)
-            body = self._engine.error_message(rejection, now=self._clock.seconds())
+            body = self._engine.error_message(rejection, failed=data, now=self._clock.seconds())
             outcome = "rejected"
             detail = rejection.reason
         request.setHeader(b"content-type", MIKEY_CONTENT_TYPE)  # type: ignore[no-untyped-call]
@@ -169,7 +178,7 @@ class _Operation(Resource):
         )
         return body
 
-    def _handle(self, request: server.Request) -> Reply:
+    def _read_body(self, request: server.Request) -> bytes:
         if getattr(request, "body_too_large", False):
             raise Rejection(
                 f"body over {MAX_BODY_SIZE} bytes", http_status=413, err_code=_ERR_UNSPECIFIED
@@ -184,11 +193,14 @@ class _Operation(Resource):
             )
         assert request.content is not None
         request.content.seek(0)
-        data = request.content.read(MAX_BODY_SIZE + 1)
+        data: bytes = request.content.read(MAX_BODY_SIZE + 1)
         if len(data) > MAX_BODY_SIZE:
             raise Rejection(
                 f"body over {MAX_BODY_SIZE} bytes", http_status=413, err_code=_ERR_UNSPECIFIED
             )
+        return data
+
+    def _dispatch(self, data: bytes) -> Reply:
         now = self._clock.seconds()
         if self._operation == "request":
             return self._engine.request(data, now=now)

@@ -34,7 +34,7 @@ class FakeEngine:
     def resolve(self, body: bytes, *, now: float) -> Reply:
         return self._answer("resolve", body, now)
 
-    def error_message(self, rejection: Rejection, *, now: float) -> bytes:
+    def error_message(self, rejection: Rejection, *, failed: bytes, now: float) -> bytes:
         return b"ERR%d" % rejection.err_code
 
 
@@ -179,3 +179,18 @@ def test_site_uses_bounded_requests(engine: FakeEngine) -> None:
     )
     assert transport.value().startswith(b"HTTP/1.1 413 ")
     assert engine.seen == []
+
+
+def test_engine_bug_is_500_and_the_service_goes_on(engine: FakeEngine) -> None:
+    """An unexpected exception in the engine answers 500 and the next request is served."""
+
+    class Broken(FakeEngine):
+        def request(self, body: bytes, *, now: float) -> Reply:
+            raise RuntimeError("boom")
+
+    http = StubTreq(build_resource(Broken(), clock=Clock()))
+    response, body = post(http, "/request", b"x")
+    assert response.code == 500
+    assert b"boom" not in body
+    response, _ = post(http, "/resolve", b"x")
+    assert response.code == 200
