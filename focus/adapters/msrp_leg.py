@@ -570,6 +570,10 @@ class PassiveLeg(MsrpLeg):
 
     ``creator`` is the leg's ``IOpenSSLServerConnectionCreator`` (bound to its PSK).
     Call :meth:`start` to listen; it returns the port for the SDP ``a=path``.
+
+    Whoever connects first gets the leg's one connection. A stranger who races the
+    participant to the port cannot be keyed (no PSK) and can only make the leg fail
+    with :class:`LegHandshakeFailed`; the conference then tears the session down.
     """
 
     def __init__(
@@ -688,6 +692,9 @@ class ActiveLeg(MsrpLeg):
         )
 
     def _connect_failed(self, reason: Failure) -> None:
+        if isinstance(reason.value, neterror.TimeoutError):
+            self._setup_timed_out()
+            return
         self._fail(
             LegConnectFailed(
                 f"leg {self.leg_id}: connect to {self.host}:{self.port} failed "

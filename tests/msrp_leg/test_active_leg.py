@@ -101,3 +101,28 @@ def test_no_connection_within_timeout() -> None:
     reactor.advance(3.0)
     assert [type(f) for f in rec.failures()] == [LegTimeout]
     assert reactor.connectors[0].stoppedConnecting
+
+
+def test_tcp_connect_timeout_is_a_leg_timeout() -> None:
+    """A connect that times out in the reactor is reported as LegTimeout, not as refused."""
+    from twisted.internet.error import TimeoutError as ConnectTimeout
+
+    reactor = MemoryReactorClock()
+    rec = Recorder()
+    active(reactor, rec)
+    reactor.tcpClients[0][2].clientConnectionFailed(
+        reactor.connectors[0], Failure(ConnectTimeout())
+    )
+    assert [type(f) for f in rec.failures()] == [LegTimeout]
+
+
+def test_local_close_while_connecting_stops_the_attempt() -> None:
+    """close() before the connection is made stops connecting and calls nobody back."""
+    reactor = MemoryReactorClock()
+    rec = Recorder()
+    leg = active(reactor, rec)
+    leg.close()
+    reactor.advance(60)
+    assert reactor.connectors[0].stoppedConnecting
+    assert rec.events == []
+    assert leg.state is LegState.CLOSED

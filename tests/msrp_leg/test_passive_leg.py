@@ -251,3 +251,17 @@ def test_start_twice_is_an_error(reactor: MemoryReactorClock, allocator: PortAll
     leg = passive(reactor, Recorder(), allocator)
     with pytest.raises(LegError):
         leg.start()
+
+
+def test_local_close_while_waiting_frees_port_silently(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """close() before anyone connected stops listening, frees the port, and never times out."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    leg.close()
+    reactor.advance(60)
+    assert rec.events == []
+    assert allocator.in_use == frozenset()
+    second, _probe, _pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    assert second is None
