@@ -33,6 +33,40 @@ chunk_size)``, ``Reassembly(message_id, limit).add(byte_range, body, flag, conte
     Identifiers, chunking (``a-*/total`` above 2048 octets) and last-received-wins
     reassembly (RFC 4975 §7.1.1, §7.3.1).
 
+Sessions and the connection core
+--------------------------------
+``SessionParams(local_uri, peer_path, accept_types=("*",), accept_wrapped_types=(),
+peer_accept_types=("*",), peer_accept_wrapped_types=(), peer_max_size=None)``
+    One negotiated session (from SDP).  ``SessionRegistry`` (shared by every connection of
+    an endpoint): ``add(params)``, ``remove(local_uri)``, ``lookup(uri)``,
+    ``bind(uri, connection_id)`` (481/506), ``unbind_connection(connection_id)``.
+``MsrpConnection(registry=, random=, connection_id=None, config=None, auto_accept=False)``
+    One per transport connection.  Inputs, each returning ``list[Command]``:
+    ``open_session(params, now)`` (active side: bind + empty SEND, RFC 4975 §5.4),
+    ``receive_data(data, now)``, ``handle_timeout(now)``, ``connection_lost(now)``,
+    ``send_message(local_uri, content_type, body, now, *, message_id=None,
+    success_report=False, failure_report=FailureReport.YES, headers=()) -> (message_id,
+    commands)``, ``abort_message(message_id, now)``, ``send_request(local_uri, method,
+    now, *, headers=(), content_type=None, body=None) -> (transaction_id, commands)``
+    (NICKNAME), ``respond(transaction_id, code, now, comment=None)`` (answer a
+    ``MessageReceived``/``RequestReceived`` with ``needs_answer``), ``report(message,
+    code, now, *, comment=None, content_type=None, body=None)`` (success/failure REPORT
+    when the message's report headers allow).  ``next_deadline()``, ``sessions``,
+    ``closed``.
+    Commands for the adapter: ``SendBytes(data)``, ``CloseConnection(error)``,
+    ``ArmTimer(deadline | None)``.  Events for the application: ``SessionBound``,
+    ``MessageReceived`` (``local_uri, message_id, content_type, body, transaction_id,
+    from_path, success_report, failure_report, needs_answer, headers``),
+    ``RequestReceived(local_uri, request)``, ``MessageAborted``, ``ReportReceived``,
+    ``TransactionCompleted``, ``TransactionFailed`` (408 on timeout or lost connection),
+    ``MessageSent``, ``MessageFailed``, ``FrameRejected`` (log only).
+    Adapter loop: feed bytes → write every ``SendBytes`` in order → on
+    ``CloseConnection`` close the transport → keep one timer at the last ``ArmTimer``
+    deadline and call ``handle_timeout(now)`` when it fires → on connectionLost call
+    ``connection_lost(now)``.
+``MediaType.parse``, ``accepts(format_list, content_type)``, ``is_cpim(content_type)``
+    accept-types matching with ``*`` and ``type/*`` (RFC 4975 §8.6).
+
 Errors
 ------
 ``MsrpError(reason, status=..., close_connection=...)`` is the root; subclasses carry their
@@ -53,6 +87,23 @@ from .chunking import (
     split_message,
 )
 from .config import MsrpConfig
+from .connection import (
+    ArmTimer,
+    CloseConnection,
+    Command,
+    FrameRejected,
+    MessageAborted,
+    MessageFailed,
+    MessageReceived,
+    MessageSent,
+    MsrpConnection,
+    ReportReceived,
+    RequestReceived,
+    SendBytes,
+    SessionBound,
+    TransactionCompleted,
+    TransactionFailed,
+)
 from .errors import (
     MsrpError,
     MsrpForbidden,
@@ -81,21 +132,33 @@ from .frame import (
     end_line,
     is_ident,
 )
+from .media import MediaType, accepts, is_cpim
 from .parser import BadFrame, FrameParser
+from .session import SessionParams, SessionRegistry
 from .uri import MsrpUri, format_path, parse_path
 
 __all__ = [
     "INTERRUPTIBLE_THRESHOLD",
     "NON_SEND_BODY_LIMIT",
+    "ArmTimer",
     "BadFrame",
     "ByteRange",
     "Chunk",
+    "CloseConnection",
+    "Command",
     "Continuation",
     "FailureReport",
     "Frame",
     "FrameParser",
+    "FrameRejected",
     "Header",
+    "MediaType",
+    "MessageAborted",
+    "MessageFailed",
+    "MessageReceived",
+    "MessageSent",
     "MsrpConfig",
+    "MsrpConnection",
     "MsrpError",
     "MsrpForbidden",
     "MsrpLimitExceeded",
@@ -112,11 +175,21 @@ __all__ = [
     "MsrpUri",
     "RandomSource",
     "Reassembly",
+    "ReportReceived",
     "Request",
+    "RequestReceived",
     "Response",
+    "SendBytes",
+    "SessionBound",
+    "SessionParams",
+    "SessionRegistry",
     "Status",
+    "TransactionCompleted",
+    "TransactionFailed",
+    "accepts",
     "end_line",
     "format_path",
+    "is_cpim",
     "is_ident",
     "new_ident",
     "parse_path",

@@ -1,0 +1,883 @@
+"""The sans-IO MSRP connection: transaction, report and session rules of RFC 4975.
+
+One :class:`MsrpConnection` per transport connection.  The adapter feeds it bytes and
+timer expiries with the current time and carries out the commands it returns:
+
+* :class:`SendBytes` — write these bytes to the transport;
+* :class:`CloseConnection` — framing is lost or the core gave up: close the transport;
+* :class:`ArmTimer` — (re)arm the single timer at ``deadline`` (``None``: cancel) and call
+  :meth:`MsrpConnection.handle_timeout` then;
+
+and passes the events on to the application (conference logic or UE):
+:class:`SessionBound`, :class:`MessageReceived`, :class:`RequestReceived`,
+:class:`MessageAborted`, :class:`ReportReceived`, :class:`TransactionCompleted`,
+:class:`TransactionFailed`, :class:`MessageSent`, :class:`MessageFailed`,
+:class:`FrameRejected`.
+
+Rules implemented here (RFC 4975 unless noted):
+
+* §5.4, §7.3 binding: a request's To-Path must name a session bound to this connection;
+  a passive connection binds on the first request (481 unknown, 506 bound elsewhere).
+  We are an endpoint, not a relay (RFC 4976), so a To-Path with more than one URI is 481.
+* §7.2 responses: Failure-Report ``yes`` (or absent) → always answer; ``partial`` → only
+  non-200; ``no`` → never; REPORTs are never answered.  SEND responses go to the leftmost
+  From-Path URI, other responses to the whole From-Path, on this connection, ``$``.
+* §7.3.1 receiving SEND: 415 for types outside our accept-types, reassembly of chunks
+  (any order, overlap: last received wins, bounded; 413 beyond the limit and for later
+  chunks of that message), ``#`` drops the message.  The chunk that completes a message
+  is answered by the application (``respond``) unless ``auto_accept`` — this is where
+  the chat room's 403/404/415/428 decisions (RFC 7701 §6) go.  Other chunks get 200.
+* §7.1.3 success reports: sent after a 200 for a message with ``Success-Report: yes``,
+  covering the whole message.  §7.1.4 failure reports: :meth:`MsrpConnection.report`.
+* §7.1.1 sending: chunking (``a-*/total`` above 2048 octets), a 30 s response timer per
+  transaction when Failure-Report is ``yes`` (expiry = 408, treated like a 408 response,
+  §10.4), a send window so large messages are paced by their 200s, 413 in a response or
+  a REPORT stops the message (§10.5), :meth:`MsrpConnection.abort_message` sends ``#``.
+* §12: unknown methods get 501; extension methods listed in the config (RFC 7701's
+  NICKNAME) are passed to the application as :class:`RequestReceived`.
+* RFC 7701 §6.1 chunk reception timer: an incomplete incoming message is dropped when no
+  chunk arrived for ``chunk_reception_timeout`` seconds.
+
+Not done here: fast forwarding of chunks before the message is complete (RFC 7701 §6.1
+allows, not requires it; we relay complete messages, bounded by ``max_message_size``), and
+relays (RFC 4976).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterable
+
+import attrs
+
+from .chunking import Chunk, RandomSource, Reassembly, new_ident, pick_transaction_id, split_message
+from .config import MsrpConfig
+from .errors import (
+    MsrpError,
+    MsrpLimitExceeded,
+    MsrpSessionUnknown,
+    MsrpUnsupportedMediaType,
+)
+from .frame import (
+    ByteRange,
+    Continuation,
+    FailureReport,
+    Header,
+    Request,
+    Response,
+    Status,
+    reason_phrase,
+)
+from .media import accepts
+from .parser import BadFrame, FrameParser
+from .session import SessionParams, SessionRegistry
+from .uri import MsrpUri
+
+__all__ = [
+    "ArmTimer",
+    "CloseConnection",
+    "Command",
+    "FrameRejected",
+    "MessageAborted",
+    "MessageFailed",
+    "MessageReceived",
+    "MessageSent",
+    "MsrpConnection",
+    "ReportReceived",
+    "RequestReceived",
+    "SendBytes",
+    "SessionBound",
+    "TransactionCompleted",
+    "TransactionFailed",
+]
+
+
+# -- commands for the adapter ------------------------------------------------------------
+
+
+@attrs.frozen
+class SendBytes:
+    """Write ``data`` to the transport."""
+
+    data: bytes = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
+
+
+@attrs.frozen
+class CloseConnection:
+    """Close the transport; ``error`` says why (log it)."""
+
+    error: MsrpError
+
+
+@attrs.frozen
+class ArmTimer:
+    """Call :meth:`MsrpConnection.handle_timeout` at ``deadline`` (``None``: cancel)."""
+
+    deadline: float | None
+
+
+# -- events for the application ----------------------------------------------------------
+
+
+@attrs.frozen
+class SessionBound:
+    """A session is now bound to this connection (RFC 4975 §5.4)."""
+
+    local_uri: MsrpUri
+
+
+@attrs.frozen
+class MessageReceived:
+    """A complete incoming message.
+
+    If ``needs_answer``, call :meth:`MsrpConnection.respond` with ``transaction_id`` (the
+    chunk that completed it) — 200 to accept, or an error status.
+    """
+
+    local_uri: MsrpUri
+    message_id: str
+    content_type: str | None
+    body: bytes = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
+    transaction_id: str
+    from_path: tuple[MsrpUri, ...]
+    success_report: bool
+    failure_report: FailureReport
+    needs_answer: bool
+    headers: tuple[Header, ...] = ()
+
+
+@attrs.frozen
+class RequestReceived:
+    """An extension request (e.g. RFC 7701 NICKNAME); answer it with ``respond``."""
+
+    local_uri: MsrpUri
+    request: Request
+
+
+@attrs.frozen
+class MessageAborted:
+    """An incoming message was abandoned: ``#`` received, or chunk reception timeout."""
+
+    local_uri: MsrpUri
+    message_id: str
+    reason: str
+
+
+@attrs.frozen
+class ReportReceived:
+    """A REPORT about a message we sent (RFC 4975 §7.3.2)."""
+
+    local_uri: MsrpUri
+    message_id: str
+    status: Status
+    byte_range: ByteRange | None
+
+
+@attrs.frozen
+class TransactionCompleted:
+    """A 200 response to one of our requests."""
+
+    local_uri: MsrpUri
+    transaction_id: str
+    method: str
+    message_id: str | None
+
+
+@attrs.frozen
+class TransactionFailed:
+    """An error response, a 30 s timeout (408) or a lost connection for our request."""
+
+    local_uri: MsrpUri
+    transaction_id: str
+    method: str
+    message_id: str | None
+    code: int
+    comment: str | None
+
+
+@attrs.frozen
+class MessageSent:
+    """Every chunk of a message was acknowledged (or sent, when no 200s are expected)."""
+
+    local_uri: MsrpUri
+    message_id: str
+
+
+@attrs.frozen
+class MessageFailed:
+    """Sending a message stopped: error response, failure REPORT, 413, timeout or abort."""
+
+    local_uri: MsrpUri
+    message_id: str
+    code: int
+    comment: str | None
+
+
+@attrs.frozen
+class FrameRejected:
+    """An incoming frame was dropped (answered with an error if the rules allowed it)."""
+
+    transaction_id: str | None
+    error: MsrpError
+
+
+Command = (
+    SendBytes
+    | CloseConnection
+    | ArmTimer
+    | SessionBound
+    | MessageReceived
+    | RequestReceived
+    | MessageAborted
+    | ReportReceived
+    | TransactionCompleted
+    | TransactionFailed
+    | MessageSent
+    | MessageFailed
+    | FrameRejected
+)
+
+
+# -- internal state ----------------------------------------------------------------------
+
+
+@attrs.define
+class _Outgoing:
+    params: SessionParams
+    message_id: str
+    content_type: str | None
+    headers: tuple[Header, ...]
+    success_report: bool
+    failure_report: FailureReport
+    chunks: deque[Chunk]
+    in_flight: dict[str, int] = attrs.Factory(dict)  # transaction id -> body octets
+    next_start: int = 1
+    total: int = 0
+
+
+@attrs.define
+class _Transaction:
+    local_uri: MsrpUri
+    method: str
+    message_id: str | None
+    deadline: float
+
+
+@attrs.define
+class _Incoming:
+    params: SessionParams
+    reassembly: Reassembly
+    deadline: float
+
+
+@attrs.define
+class _Awaiting:
+    params: SessionParams
+    request: Request
+    message_id: str | None
+    total: int | None
+
+
+class MsrpConnection:
+    """Sans-IO MSRP endpoint state for one transport connection.
+
+    ``registry`` holds the session URIs we handed out; ``connection_id`` is any hashable
+    naming this connection in it.  ``random(n)`` supplies random bytes for transaction ids
+    and Message-IDs.  With ``auto_accept`` every complete message is answered 200 by the
+    core; otherwise the application answers with :meth:`respond`.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: SessionRegistry,
+        random: RandomSource,
+        connection_id: Hashable | None = None,
+        config: MsrpConfig | None = None,
+        auto_accept: bool = False,
+    ) -> None:
+        self._config = config if config is not None else MsrpConfig()
+        self._registry = registry
+        self._random = random
+        self._id: Hashable = connection_id if connection_id is not None else id(self)
+        self._auto_accept = auto_accept
+        self._parser = FrameParser(self._config)
+        self._sessions: dict[MsrpUri, SessionParams] = {}
+        self._transactions: dict[str, _Transaction] = {}
+        self._outgoing: dict[str, _Outgoing] = {}
+        self._send_queue: deque[str] = deque()  # message ids with chunks left to send
+        self._incoming: dict[tuple[MsrpUri, str], _Incoming] = {}
+        self._rejected: OrderedDict[tuple[MsrpUri, str], int] = OrderedDict()
+        self._awaiting: dict[str, _Awaiting] = {}
+        # Message-IDs we sent recently, to correlate REPORTs (§7.3.2); bounded.
+        self._sent: OrderedDict[tuple[MsrpUri, str], None] = OrderedDict()
+        self._armed: float | None = None
+        self._closed = False
+
+    # -- introspection -------------------------------------------------------------------
+
+    @property
+    def connection_id(self) -> Hashable:
+        return self._id
+
+    @property
+    def sessions(self) -> tuple[SessionParams, ...]:
+        """Sessions bound to this connection."""
+        return tuple(self._sessions.values())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def next_deadline(self) -> float | None:
+        """The earliest time :meth:`handle_timeout` must be called, if any."""
+        deadlines = [t.deadline for t in self._transactions.values()]
+        deadlines.extend(i.deadline for i in self._incoming.values())
+        return min(deadlines) if deadlines else None
+
+    # -- inputs --------------------------------------------------------------------------
+
+    def open_session(self, params: SessionParams, now: float) -> list[Command]:
+        """Active side: bind ``params`` here and send the binding SEND (RFC 4975 §5.4).
+
+        The registry must know the session (``registry.add``).  The SEND has no body.
+        """
+        out: list[Command] = []
+        self._bind(params.local_uri, out)
+        tid = pick_transaction_id(None, self._random, self._config.id_random_bytes)
+        request = Request(
+            transaction_id=tid,
+            method="SEND",
+            to_path=params.peer_path,
+            from_path=(params.local_uri,),
+            message_id=new_ident(self._random, self._config.id_random_bytes),
+            byte_range=ByteRange(1, 0, 0),
+        )
+        self._send_request(request, params.local_uri, now, out)
+        return self._finish(out)
+
+    def receive_data(self, data: bytes, now: float) -> list[Command]:
+        """Bytes arrived from the transport."""
+        out: list[Command] = []
+        if self._closed:
+            return out
+        try:
+            frames = self._parser.feed(data)
+        except MsrpError as exc:
+            frames = []
+            self._fail_connection(exc, out)
+        for frame in frames:
+            if isinstance(frame, BadFrame):
+                self._on_bad_frame(frame, out)
+            elif isinstance(frame, Response):
+                self._on_response(frame, now, out)
+            else:
+                self._on_request(frame, now, out)
+        if self._parser.error is not None and not self._closed:
+            self._fail_connection(self._parser.error, out)
+        return self._finish(out)
+
+    def handle_timeout(self, now: float) -> list[Command]:
+        """The timer fired: expire transactions (408) and stalled incoming messages."""
+        out: list[Command] = []
+        for tid, txn in list(self._transactions.items()):
+            if txn.deadline <= now:
+                del self._transactions[tid]
+                self._transaction_failed(tid, txn, 408, "no response within the timeout", out)
+        for key, incoming in list(self._incoming.items()):
+            if incoming.deadline <= now:
+                del self._incoming[key]
+                out.append(MessageAborted(key[0], key[1], "chunk reception timeout"))
+        self._pump(now, out)
+        return self._finish(out)
+
+    def connection_lost(self, now: float) -> list[Command]:
+        """The transport is gone: every session and pending transaction fails (§5.4)."""
+        out: list[Command] = []
+        if not self._closed:
+            self._fail_connection(None, out)
+        return self._finish(out)
+
+    def send_message(
+        self,
+        local_uri: MsrpUri,
+        content_type: str,
+        body: bytes,
+        now: float,
+        *,
+        message_id: str | None = None,
+        success_report: bool = False,
+        failure_report: FailureReport = FailureReport.YES,
+        headers: Iterable[Header] = (),
+    ) -> tuple[str, list[Command]]:
+        """Queue a message for the peer of ``local_uri``; return its Message-ID.
+
+        Raises :class:`MsrpUnsupportedMediaType` if the peer did not list ``content_type``
+        in its accept-types (RFC 4975 §8.6), :class:`MsrpSessionUnknown` if the session is
+        not bound here.
+        """
+        params = self._session(local_uri)
+        if not accepts(params.peer_accept_types, content_type):
+            raise MsrpUnsupportedMediaType("the peer does not accept this media type")
+        mid = (
+            message_id
+            if message_id is not None
+            else new_ident(self._random, self._config.id_random_bytes)
+        )
+        chunks = split_message(body, self._config.chunk_size)
+        self._outgoing[mid] = _Outgoing(
+            params=params,
+            message_id=mid,
+            content_type=content_type,
+            headers=tuple(headers),
+            success_report=success_report,
+            failure_report=failure_report,
+            chunks=deque(chunks),
+            total=len(body),
+        )
+        self._send_queue.append(mid)
+        self._sent[(local_uri, mid)] = None
+        while len(self._sent) > self._config.max_sent_remembered:
+            self._sent.popitem(last=False)
+        out: list[Command] = []
+        self._pump(now, out)
+        return mid, self._finish(out)
+
+    def abort_message(self, message_id: str, now: float) -> list[Command]:
+        """Stop sending a message; if chunks were left, send an empty ``#`` chunk (§7.1)."""
+        out: list[Command] = []
+        message = self._outgoing.pop(message_id, None)
+        if message is None:
+            return out
+        if message.chunks:
+            request = self._chunk_request(
+                message,
+                Chunk(ByteRange(message.next_start, None, message.total), b"", Continuation.ABORT),
+            )
+            out.append(SendBytes(request.encode()))
+        out.append(MessageFailed(message.params.local_uri, message_id, 0, "aborted"))
+        return self._finish(out)
+
+    def send_request(
+        self,
+        local_uri: MsrpUri,
+        method: str,
+        now: float,
+        *,
+        headers: Iterable[Header] = (),
+        content_type: str | None = None,
+        body: bytes | None = None,
+    ) -> tuple[str, list[Command]]:
+        """Send a non-SEND request (e.g. RFC 7701 NICKNAME); return its transaction id.
+
+        No Success-/Failure-Report headers (RFC 7701 §7.1), so the response is expected
+        within the transaction timeout.
+        """
+        params = self._session(local_uri)
+        tid = pick_transaction_id(body, self._random, self._config.id_random_bytes)
+        request = Request(
+            transaction_id=tid,
+            method=method,
+            to_path=params.peer_path,
+            from_path=(local_uri,),
+            content_type=content_type,
+            headers=tuple(headers),
+            body=body,
+        )
+        request.validate()
+        out: list[Command] = []
+        self._send_request(request, local_uri, now, out)
+        return tid, self._finish(out)
+
+    def respond(
+        self, transaction_id: str, code: int, now: float, comment: str | None = None
+    ) -> list[Command]:
+        """Answer a :class:`MessageReceived` or :class:`RequestReceived` that needs it.
+
+        Follows Failure-Report (§7.2); a 200 to a message with ``Success-Report: yes`` also
+        sends the success REPORT (§7.1.3).  Raises ``KeyError`` for an unknown id.
+        """
+        out: list[Command] = []
+        self._respond(transaction_id, code, comment, out)
+        return self._finish(out)
+
+    def report(
+        self,
+        message: MessageReceived,
+        code: int,
+        now: float,
+        *,
+        comment: str | None = None,
+        content_type: str | None = None,
+        body: bytes | None = None,
+    ) -> list[Command]:
+        """Send a REPORT about a received message, if its report headers allow it.
+
+        ``code == 200`` is a success report (only with ``Success-Report: yes``, §7.1.3);
+        any other code a failure report (never with ``Failure-Report: no``, §7.1.4).  The
+        optional body is informational (RFC 7701 §6.2 puts a CPIM wrapper there).
+        """
+        out: list[Command] = []
+        if code == 200 and not message.success_report:
+            return out
+        if code != 200 and message.failure_report is FailureReport.NO:
+            return out
+        params = self._sessions.get(message.local_uri)
+        if params is None:
+            return out
+        total = len(message.body)
+        self._send_report(
+            params,
+            message.from_path,
+            message.message_id,
+            out,
+            status=Status(code, comment if comment is not None else reason_phrase(code)),
+            byte_range=ByteRange(1, total, total),
+            content_type=content_type,
+            body=body,
+        )
+        return self._finish(out)
+
+    def _respond(
+        self, transaction_id: str, code: int, comment: str | None, out: list[Command]
+    ) -> None:
+        awaiting = self._awaiting.pop(transaction_id)
+        self._answer(awaiting.request, awaiting.params.local_uri, code, comment, out)
+        request = awaiting.request
+        if (
+            code == 200
+            and request.method == "SEND"
+            and request.wants_success_report
+            and awaiting.message_id is not None
+        ):
+            total = awaiting.total or 0
+            self._send_report(
+                awaiting.params,
+                request.from_path,
+                awaiting.message_id,
+                out,
+                status=Status(200, "OK"),
+                byte_range=ByteRange(1, total, total),
+            )
+
+    # -- internals: binding --------------------------------------------------------------
+
+    def _session(self, local_uri: MsrpUri) -> SessionParams:
+        params = self._sessions.get(local_uri)
+        if params is None:
+            raise MsrpSessionUnknown("session not bound to this connection")
+        return params
+
+    def _bind(self, local_uri: MsrpUri, out: list[Command]) -> SessionParams:
+        params = self._sessions.get(local_uri)
+        if params is not None:
+            return params
+        params = self._registry.bind(local_uri, self._id)
+        self._sessions[local_uri] = params
+        out.append(SessionBound(local_uri))
+        return params
+
+    # -- internals: receiving ------------------------------------------------------------
+
+    def _on_bad_frame(self, bad: BadFrame, out: list[Command]) -> None:
+        out.append(FrameRejected(bad.transaction_id, bad.error))
+        if bad.method is None or bad.method == "REPORT" or not bad.to_path or not bad.from_path:
+            return
+        request = Request(
+            transaction_id=bad.transaction_id,
+            method=bad.method,
+            to_path=bad.to_path,
+            from_path=bad.from_path,
+            failure_report=bad.failure_report,
+        )
+        self._answer(request, bad.to_path[-1], bad.error.status, bad.error.reason, out)
+
+    def _on_request(self, request: Request, now: float, out: list[Command]) -> None:
+        try:
+            if len(request.to_path) != 1:
+                raise MsrpSessionUnknown("To-Path must name exactly one session of ours")
+            params = self._bind(request.to_path[0], out)
+        except MsrpError as exc:
+            out.append(FrameRejected(request.transaction_id, exc))
+            self._answer(request, request.to_path[-1], exc.status, exc.reason, out)
+            return
+        if request.method == "SEND":
+            self._on_send(params, request, now, out)
+        elif request.method == "REPORT":
+            self._on_report(params, request, now, out)
+        elif request.method in self._config.extension_methods:
+            self._awaiting[request.transaction_id] = _Awaiting(params, request, None, None)
+            out.append(RequestReceived(params.local_uri, request))
+        else:
+            self._answer(request, params.local_uri, 501, reason_phrase(501), out)
+
+    def _on_send(
+        self, params: SessionParams, request: Request, now: float, out: list[Command]
+    ) -> None:
+        local = params.local_uri
+        mid = request.message_id
+        assert mid is not None  # validated by the parser
+        key = (local, mid)
+        if request.body is None:
+            # A body-less SEND carries no content (binding or keep-alive, §5.4, §7.1).
+            self._answer(request, local, 200, "OK", out)
+            return
+        if key in self._rejected:
+            self._answer(request, local, 413, reason_phrase(413), out)
+            return
+        content_type = request.content_type or ""
+        if not accepts(params.accept_types, content_type):
+            self._answer(request, local, 415, reason_phrase(415), out)
+            return
+        if request.continuation is Continuation.ABORT:
+            self._incoming.pop(key, None)
+            self._answer(request, local, 200, "OK", out)
+            out.append(MessageAborted(local, mid, "aborted by the sender"))
+            return
+        incoming = self._incoming.get(key)
+        try:
+            if incoming is None:
+                if len(self._incoming) >= self._config.max_pending_messages:
+                    raise MsrpLimitExceeded("too many messages in reassembly")
+                incoming = _Incoming(params, Reassembly(mid, self._config.max_message_size), 0.0)
+            complete = incoming.reassembly.add(
+                request.byte_range, request.body, request.continuation, request.content_type
+            )
+        except MsrpError as exc:
+            self._incoming.pop(key, None)
+            if exc.status == 413:
+                self._remember_rejected(key)
+            out.append(FrameRejected(request.transaction_id, exc))
+            self._answer(request, local, exc.status, exc.reason, out)
+            return
+        if not complete:
+            incoming.deadline = now + self._config.chunk_reception_timeout
+            self._incoming[key] = incoming
+            self._answer(request, local, 200, "OK", out)
+            return
+        self._incoming.pop(key, None)
+        body = incoming.reassembly.body()
+        self._awaiting[request.transaction_id] = _Awaiting(params, request, mid, len(body))
+        out.append(
+            MessageReceived(
+                local_uri=local,
+                message_id=mid,
+                content_type=incoming.reassembly.content_type,
+                body=body,
+                transaction_id=request.transaction_id,
+                from_path=request.from_path,
+                success_report=request.wants_success_report,
+                failure_report=request.failure_mode,
+                needs_answer=not self._auto_accept,
+                headers=request.headers,
+            )
+        )
+        if self._auto_accept:
+            self._respond(request.transaction_id, 200, None, out)
+
+    def _remember_rejected(self, key: tuple[MsrpUri, str]) -> None:
+        self._rejected[key] = 413
+        while len(self._rejected) > self._config.max_rejected_remembered:
+            self._rejected.popitem(last=False)
+
+    def _on_report(
+        self, params: SessionParams, request: Request, now: float, out: list[Command]
+    ) -> None:
+        # REPORTs are never answered and never trigger REPORTs (§7.1.2).
+        mid = request.message_id
+        status = request.status
+        assert mid is not None and status is not None  # validated by the parser
+        if (params.local_uri, mid) not in self._sent:
+            return  # unknown Message-ID: silently ignored (§7.1.1, §7.1.2)
+        out.append(ReportReceived(params.local_uri, mid, status, request.byte_range))
+        if status.namespace == 0 and status.code != 200:
+            # A failure REPORT (413 included, §10.5) stops the message (§7.3.2).
+            self._stop_message(mid, status.code, status.comment, out)
+
+    def _on_response(self, response: Response, now: float, out: list[Command]) -> None:
+        txn = self._transactions.pop(response.transaction_id, None)
+        if txn is None:
+            out.append(
+                FrameRejected(
+                    response.transaction_id, MsrpError("response to no pending transaction")
+                )
+            )
+            return
+        mid = txn.message_id
+        message = self._outgoing.get(mid) if mid is not None and txn.method == "SEND" else None
+        if 200 <= response.code < 300:
+            out.append(
+                TransactionCompleted(txn.local_uri, response.transaction_id, txn.method, mid)
+            )
+            if message is not None:
+                message.in_flight.pop(response.transaction_id, None)
+                if not message.chunks and not message.in_flight:
+                    del self._outgoing[message.message_id]
+                    out.append(MessageSent(txn.local_uri, message.message_id))
+            self._pump(now, out)
+            return
+        self._transaction_failed(response.transaction_id, txn, response.code, response.comment, out)
+        self._pump(now, out)
+
+    # -- internals: sending --------------------------------------------------------------
+
+    def _transaction_failed(
+        self, tid: str, txn: _Transaction, code: int, comment: str | None, out: list[Command]
+    ) -> None:
+        out.append(TransactionFailed(txn.local_uri, tid, txn.method, txn.message_id, code, comment))
+        if txn.method == "SEND" and txn.message_id is not None:
+            # 413 (§10.5) and every other failure of a chunk stop the whole message.
+            self._stop_message(txn.message_id, code, comment, out)
+
+    def _stop_message(
+        self, message_id: str, code: int, comment: str | None, out: list[Command]
+    ) -> None:
+        message = self._outgoing.pop(message_id, None)
+        if message is None:
+            return
+        for tid in message.in_flight:
+            self._transactions.pop(tid, None)
+        out.append(MessageFailed(message.params.local_uri, message_id, code, comment))
+
+    def _chunk_request(self, message: _Outgoing, chunk: Chunk) -> Request:
+        tid = pick_transaction_id(chunk.body, self._random, self._config.id_random_bytes)
+        return Request(
+            transaction_id=tid,
+            method="SEND",
+            to_path=message.params.peer_path,
+            from_path=(message.params.local_uri,),
+            message_id=message.message_id,
+            byte_range=chunk.byte_range,
+            success_report=True if message.success_report else None,
+            failure_report=(
+                None if message.failure_report is FailureReport.YES else message.failure_report
+            ),
+            content_type=message.content_type,
+            headers=message.headers,
+            body=chunk.body,
+            continuation=chunk.continuation,
+        )
+
+    def _pump(self, now: float, out: list[Command]) -> None:
+        """Send queued chunks while the window allows (paced by 200 responses)."""
+        window = self._config.send_window
+        while self._send_queue:
+            mid = self._send_queue[0]
+            message = self._outgoing.get(mid)
+            if message is None or not message.chunks:
+                self._send_queue.popleft()
+                continue
+            acked = message.failure_report is FailureReport.YES
+            in_flight = sum(self._outgoing_in_flight())
+            if acked and in_flight and in_flight + len(message.chunks[0].body) > window:
+                return
+            chunk = message.chunks.popleft()
+            request = self._chunk_request(message, chunk)
+            message.next_start = chunk.byte_range.start + len(chunk.body)
+            if acked:
+                message.in_flight[request.transaction_id] = len(chunk.body)
+            self._send_request(request, message.params.local_uri, now, out)
+            if not message.chunks:
+                self._send_queue.popleft()
+                if not acked:
+                    # No 200s will come (partial/no): done once the last chunk is out.
+                    del self._outgoing[mid]
+                    out.append(MessageSent(message.params.local_uri, mid))
+
+    def _outgoing_in_flight(self) -> Iterable[int]:
+        for message in self._outgoing.values():
+            yield from message.in_flight.values()
+
+    def _send_request(
+        self, request: Request, local_uri: MsrpUri, now: float, out: list[Command]
+    ) -> None:
+        out.append(SendBytes(request.encode()))
+        if request.method == "REPORT" or request.failure_mode is not FailureReport.YES:
+            return  # no response expected, no timer (§5.3, §7.1.1)
+        self._transactions[request.transaction_id] = _Transaction(
+            local_uri=local_uri,
+            method=request.method,
+            message_id=request.message_id,
+            deadline=now + self._config.transaction_timeout,
+        )
+
+    def _send_report(
+        self,
+        params: SessionParams,
+        to_path: tuple[MsrpUri, ...],
+        message_id: str,
+        out: list[Command],
+        *,
+        status: Status,
+        byte_range: ByteRange,
+        content_type: str | None = None,
+        body: bytes | None = None,
+    ) -> None:
+        tid = pick_transaction_id(body, self._random, self._config.id_random_bytes)
+        report = Request(
+            transaction_id=tid,
+            method="REPORT",
+            to_path=to_path,
+            from_path=(params.local_uri,),
+            message_id=message_id,
+            byte_range=byte_range,
+            status=status,
+            content_type=content_type,
+            body=body,
+        )
+        out.append(SendBytes(report.encode()))
+
+    def _answer(
+        self,
+        request: Request,
+        local_uri: MsrpUri,
+        code: int,
+        comment: str | None,
+        out: list[Command],
+    ) -> None:
+        """Send the response ``request`` asked for under its Failure-Report (§7.2)."""
+        if request.method == "REPORT":
+            return
+        mode = request.failure_mode
+        if mode is FailureReport.NO or (mode is FailureReport.PARTIAL and code == 200):
+            return
+        to_path = request.from_path[:1] if request.method == "SEND" else request.from_path
+        response = Response(
+            transaction_id=request.transaction_id,
+            code=code,
+            comment=comment if comment is not None else reason_phrase(code),
+            to_path=to_path,
+            from_path=(local_uri,),
+        )
+        out.append(SendBytes(response.encode()))
+
+    # -- internals: failure and bookkeeping ----------------------------------------------
+
+    def _fail_connection(self, error: MsrpError | None, out: list[Command]) -> None:
+        self._closed = True
+        if error is not None:
+            out.append(CloseConnection(error))
+        for tid, txn in list(self._transactions.items()):
+            del self._transactions[tid]
+            out.append(
+                TransactionFailed(
+                    txn.local_uri, tid, txn.method, txn.message_id, 408, "connection lost"
+                )
+            )
+        for mid, message in list(self._outgoing.items()):
+            out.append(MessageFailed(message.params.local_uri, mid, 408, "connection lost"))
+        self._outgoing.clear()
+        self._send_queue.clear()
+        for local, mid in list(self._incoming):
+            out.append(MessageAborted(local, mid, "connection lost"))
+        self._incoming.clear()
+        self._awaiting.clear()
+        self._registry.unbind_connection(self._id)
+        self._sessions.clear()
+
+    def _finish(self, out: list[Command]) -> list[Command]:
+        deadline = self.next_deadline()
+        if deadline != self._armed:
+            self._armed = deadline
+            out.append(ArmTimer(deadline))
+        return out
