@@ -133,6 +133,7 @@ async def _post_once(http: HTTPClient, url: str, body: bytes) -> HttpAnswer:
         data=cast(IBodyProducer, _BytesProducer(body)),
         headers=Headers({b"Content-Type": [_MIKEY], b"Accept": [_MIKEY]}),
         unbuffered=True,
+        allow_redirects=False,  # a KMS answer is final (PROFILE.md section 3)
     )
     length = response.length
     if isinstance(length, int) and length > MAX_RESPONSE_SIZE:
@@ -215,15 +216,30 @@ async def post_with_retries(
         if attempt > 1:
             await deferLater(scheduler, policy.delay(attempt - 1, jitter()))  # type: ignore[arg-type]
         one: Deferred[HttpAnswer] = Deferred.fromCoroutine(_post_once(http, url, make_body()))
-        one.addTimeout(policy.timeout, scheduler)  # type: ignore[arg-type]
+        # Our own timer rather than Deferred.addTimeout: a cancelled connection attempt
+        # fails with ConnectingCancelledError or ResponseNeverReceived, not always with
+        # CancelledError, and any of them is "no answer in time" when the timer fired.
+        timed_out: list[bool] = []
+
+        def expire(d: Deferred[HttpAnswer] = one, flag: list[bool] = timed_out) -> None:
+            flag.append(True)
+            d.cancel()
+
+        timer: Any = scheduler.callLater(policy.timeout, expire)  # an IDelayedCall
         try:
             answer = await one
-        except _TRANSIENT as e:
-            last_reason = _describe(e)
-            if isinstance(e, defer.TimeoutError):
+        except Exception as e:
+            if timed_out:
                 last_reason = f"no answer within {policy.timeout:g} s"
+            elif isinstance(e, _TRANSIENT):
+                last_reason = _describe(e)
+            else:
+                raise
             last_status = None
             continue
+        finally:
+            if timer.active():
+                timer.cancel()
         if 500 <= answer.status <= 599:
             last_reason = f"HTTP {answer.status}"
             last_status = answer.status
