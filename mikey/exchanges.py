@@ -203,7 +203,7 @@ class RequestInit:
 class TicketGrant:
     """What the initiator learns from REQUEST_RESP (RFC 6043 §4.2.1.6)."""
 
-    ticket: bytes  # the TICKET payload value (without Next), opaque to the initiator
+    ticket: bytes = attrs.field(repr=False)  # TICKET payload value (without Next), opaque
     ticket_policy: TicketPolicy
     mpki: bytes = attrs.field(repr=False)
     tgk: bytes = attrs.field(repr=False)
@@ -221,7 +221,7 @@ class TransferInit:
 
     initiator: str
     responder: str
-    ticket: bytes
+    ticket: bytes = attrs.field(repr=False)
     ticket_policy: TicketPolicy
     crypto_sessions: tuple[GenericCs, ...]
     timestamp: float
@@ -238,7 +238,7 @@ class ResolveInit:
 
     responder: str
     kms: str
-    ticket: bytes
+    ticket: bytes = attrs.field(repr=False)
     ticket_policy: TicketPolicy
     timestamp: float
     csb_id: int
@@ -330,6 +330,19 @@ def _ticket_index(msg: Message) -> int:
         if isinstance(p, Ticket):
             return i
     raise PolicyError("TICKET payload missing", ErrCode.INVALID_TICKET)
+
+
+def _check_kms(expected: str | None, got: str) -> None:
+    if expected is not None and expected != got:
+        raise PolicyError("the message is addressed to another KMS", ErrCode.INVALID_ID)
+
+
+def _check_granted_policy(policy: TicketPolicy) -> None:
+    """What our initiator can use (PROFILE §4): no key forking, no type-specific steps."""
+    if policy.flags & TicketFlags.I:
+        raise PolicyError("granted ticket requires key forking", ErrCode.INVALID_TPPAR)
+    if not policy.flags & TicketFlags.N:
+        raise PolicyError("granted ticket needs type-specific processing", ErrCode.INVALID_TICKET)
 
 
 def _grant_keys(keys: tuple[KeyData, ...], suite: Suite) -> tuple[bytes, bytes, bytes]:
@@ -464,9 +477,14 @@ def verify_request_init(
     now: float,
     max_skew: float = DEFAULT_MAX_SKEW,
     replay_cache: ReplayCache | None = None,
+    kms: str | None = None,
 ) -> RequestInit:
-    """KMS side: check T, the MAC (PSK, label 0x01, RANDRi) and, optionally, replay."""
+    """KMS side: check T, the MAC (PSK, label 0x01, RANDRi) and, optionally, replay.
+
+    With ``kms`` the IDRkms must name this KMS (ERR 7 otherwise).
+    """
     msg, req = _read_request_init(data)
+    _check_kms(kms, req.kms)
     t = msg.first(Timestamp)
     assert t is not None
     prot.check_time(t, now, max_skew)
@@ -552,6 +570,7 @@ def read_request_resp(
         prot.open_kemac(kemac[0], keys, suite, req.csb_id, t[0].as_64bit()), suite
     )
     policy = ticket[0].policy
+    _check_granted_policy(policy)
     responders, valid_until = _policy_view(policy)
     return TicketGrant(
         ticket=_ticket_value(msg, msg.payloads.index(ticket[0])),
@@ -893,9 +912,14 @@ def verify_resolve_init(
     now: float,
     max_skew: float = DEFAULT_MAX_SKEW,
     replay_cache: ReplayCache | None = None,
+    kms: str | None = None,
 ) -> ResolveInit:
-    """KMS side: check T, the MAC (PSK, label 0x01, RANDRr only) and, optionally, replay."""
+    """KMS side: check T, the MAC (PSK, label 0x01, RANDRr only) and, optionally, replay.
+
+    With ``kms`` the IDRkms must name this KMS (ERR 7 otherwise).
+    """
     msg, res = _read_resolve_init(data)
+    _check_kms(kms, res.kms)
     t = msg.first(Timestamp)
     assert t is not None
     prot.check_time(t, now, max_skew)
