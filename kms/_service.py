@@ -94,8 +94,8 @@ class KmsService(Service):
             "kms TLS: {state} self-signed server certificate {certificate}; "
             "clients trust the CA file {ca}",
             state="created" if files.created else "using",
-            certificate=str(files.certificate),
-            ca=str(files.ca),
+            certificate=str(files.certificate.absolute()),
+            ca=str(files.ca.absolute()) if files.ca else "-",
         )
         return files
 
