@@ -1,0 +1,270 @@
+"""The UA core end to end in memory: defaults of §8.2, dialogs, CANCEL, 2xx retransmission."""
+
+from __future__ import annotations
+
+from focus.sip.message import Request, Response, parse_message
+from focus.sip.transaction import Target
+from focus.sip.ua import Application
+
+from .harness import Net, Recorder, Responses, first_line
+
+SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=message 7 TCP/TLS/MSRP *\r\n"
+
+
+def pair(app: Application | None = None, **cfg: object) -> tuple[Net, Recorder, object, object]:
+    net = Net()
+    server_app = app or Recorder(body=SDP)
+    server = net.add("127.0.0.1", 5060, server_app, domains=("conf.example.net",), **cfg)
+    client = net.add("127.0.0.2", 5062, Recorder())
+    return net, server_app, server, client  # type: ignore[return-value]
+
+
+def raw(
+    method: str,
+    extra: str = "",
+    uri: str = "sip:room@127.0.0.1",
+    cseq_method: str | None = None,
+    branch: str = "z9hG4bKraw1",
+    body: str = "",
+) -> bytes:
+    text = (
+        f"{method} {uri} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.2:5062;branch={branch};rport\r\n"
+        "From: <sip:alice@example.net>;tag=a1\r\nTo: <sip:room@127.0.0.1>\r\n"
+        f"Call-ID: c1@x\r\nCSeq: 1 {cseq_method or method}\r\nMax-Forwards: 70\r\n"
+        "Contact: <sip:alice@127.0.0.2:5062>\r\n"
+        f"{extra}Content-Length: {len(body)}\r\n\r\n{body}"
+    )
+    return text.encode()
+
+
+def answer_to(net: Net, data: bytes) -> Response:
+    server = net.nodes[("127.0.0.1", 5060)]
+    server.datagram_received(data, Target("UDP", "127.0.0.2", 5062), net.now)
+    sent = [d for d in (c.data for c in server.drain()) if d.startswith(b"SIP/2.0")]
+    final = [parse_message(d) for d in sent if not d.startswith(b"SIP/2.0 100")]
+    assert final, sent
+    msg = final[-1]
+    assert isinstance(msg, Response)
+    return msg
+
+
+def test_options_answered_with_capabilities() -> None:
+    """OPTIONS gets 200 with Allow, Accept and a To tag (§11.2)."""
+    net, *_ = pair(supported=("timer",))
+    resp = answer_to(net, raw("OPTIONS"))
+    assert resp.status == 200
+    assert "INVITE" in resp.tokens("Allow") or "invite" in resp.tokens("Allow")
+    assert resp.headers.get("Accept") == "application/sdp"
+    assert resp.headers.get("Supported") == "timer"
+    assert resp.to.tag
+
+
+def test_response_via_gets_received_and_rport() -> None:
+    """RFC 3581: the response's top Via carries rport and received of the source."""
+    net, *_ = pair()
+    resp = answer_to(net, raw("OPTIONS"))
+    via = resp.top_via
+    assert via.rport == 5062 and via.received == "127.0.0.2"
+
+
+def test_unknown_method_501_and_known_unsupported_405() -> None:
+    """An unknown method gets 501; a known one we do not serve gets 405 with Allow (§8.2.1)."""
+    net, *_ = pair()
+    assert answer_to(net, raw("FOOBAR")).status == 501
+    resp = answer_to(net, raw("REGISTER", branch="z9hG4bKr2"))
+    assert resp.status == 405 and resp.headers.get("Allow")
+
+
+def test_unknown_user_domain_404_and_scheme_416() -> None:
+    """A Request-URI host we do not serve gets 404; a non-SIP scheme gets 416 (§8.2.2.1)."""
+    net, *_ = pair()
+    assert answer_to(net, raw("OPTIONS", uri="sip:x@elsewhere.example")).status == 404
+    assert answer_to(net, raw("OPTIONS", uri="mailto:x@y.z", branch="z9hG4bK2")).status == 416
+
+
+def test_malformed_request_400_with_warning() -> None:
+    """A request breaking §8.1.1 (CSeq method mismatch) gets 400 with a Warning."""
+    net, *_ = pair()
+    resp = answer_to(net, raw("OPTIONS", cseq_method="INVITE"))
+    assert resp.status == 400
+    assert (resp.headers.get("Warning") or "").startswith("399 127.0.0.1 ")
+
+
+def test_max_forwards_zero_483_but_options_answered() -> None:
+    """Max-Forwards 0 gets 483 except for OPTIONS (§11)."""
+    net, *_ = pair()
+    data = raw("MESSAGE").replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    assert answer_to(net, data).status == 483
+    data = raw("OPTIONS", branch="z9hG4bK9").replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    assert answer_to(net, data).status == 200
+
+
+def test_unsupported_require_420() -> None:
+    """An unknown Require option gets 420 listing it in Unsupported (§8.2.2.3)."""
+    net, *_ = pair()
+    resp = answer_to(net, raw("OPTIONS", extra="Require: nobodyknowsthis\r\n"))
+    assert resp.status == 420 and resp.headers.get("Unsupported") == "nobodyknowsthis"
+
+
+def test_unknown_content_type_415() -> None:
+    """An INVITE body of an unknown type gets 415 with Accept (§8.2.3)."""
+    net, *_ = pair()
+    resp = answer_to(net, raw("INVITE", extra="Content-Type: text/x-unknown\r\n", body="hello"))
+    assert resp.status == 415 and resp.headers.get("Accept") == "application/sdp"
+
+
+def test_merged_request_482() -> None:
+    """The same request arriving over a second path (new branch) gets 482 (§8.2.2.2)."""
+    net, app, *_ = pair(Recorder(answer=None))
+    server = net.nodes[("127.0.0.1", 5060)]
+    server.datagram_received(raw("MESSAGE"), Target("UDP", "127.0.0.2", 5062), 0.0)
+    server.drain()
+    assert answer_to(net, raw("MESSAGE", branch="z9hG4bKother")).status == 482
+
+
+def test_in_dialog_request_without_dialog_481() -> None:
+    """A request with a To tag for an unknown dialog gets 481 (§12.2.2)."""
+    net, *_ = pair()
+    data = raw("BYE").replace(b"To: <sip:room@127.0.0.1>", b"To: <sip:room@127.0.0.1>;tag=zz")
+    assert answer_to(net, data).status == 481
+
+
+def test_invite_ack_bye_between_two_cores() -> None:
+    """UAC INVITE → 100/200 → ACK, then BYE; both ends see the dialog start and end."""
+    net, app, server, client = pair()
+    responses = Responses()
+    out = client.invite(  # type: ignore[attr-defined]
+        "sip:room@127.0.0.1", from_="<sip:alice@example.net>", now=0.0, handler=responses, body=SDP
+    )
+    net.pump()
+    assert responses.statuses[-1] == 200
+    assert responses.got[-1].body == SDP
+    assert out.dialog is not None and len(app.acks) == 1  # type: ignore[attr-defined]
+    assert len(server.dialogs) == 1  # type: ignore[attr-defined]
+    bye = Responses()
+    client.bye(out.dialog, net.now, bye)  # type: ignore[attr-defined]
+    net.pump()
+    assert bye.statuses == [200]
+    assert [r for _, r in app.ended] == ["bye"]  # type: ignore[attr-defined]
+    assert not server.dialogs  # type: ignore[attr-defined]
+
+
+def test_in_dialog_request_to_the_uac_reaches_its_app() -> None:
+    """The UAS can send a NOTIFY in the dialog; the UAC core hands it to its app."""
+    net, app, server, client = pair()
+    out = client.invite("sip:room@127.0.0.1", from_="<sip:alice@example.net>", now=0.0, body=SDP)  # type: ignore[attr-defined]
+    net.pump()
+    dialog = next(iter(server.dialogs.values()))  # type: ignore[attr-defined]
+    got = Responses()
+    server.send_in_dialog(dialog, "NOTIFY", net.now, got, body=b"x", content_type="text/plain")  # type: ignore[attr-defined]
+    net.pump()
+    capp = client.app  # type: ignore[attr-defined]
+    assert [r.request.method for r in capp.requests] == ["NOTIFY"]
+    assert capp.requests[0].dialog is out.dialog
+    assert got.statuses == [200]
+
+
+def test_2xx_retransmitted_until_ack() -> None:
+    """§13.3.1.4: with the ACK lost, the 2xx is resent at T1, 2T1, ... until an ACK."""
+    net, app, server, client = pair()
+    lost = {"n": 0}
+
+    def drop_first_ack(data: bytes, target: Target) -> bool:
+        if data.startswith(b"ACK ") and lost["n"] == 0:
+            lost["n"] += 1
+            return True
+        return False
+
+    net.drop = drop_first_ack
+    client.invite("sip:room@127.0.0.1", from_="<sip:alice@example.net>", now=0.0, body=SDP)  # type: ignore[attr-defined]
+    net.pump()
+    assert app.acks == []  # type: ignore[attr-defined]
+    net.advance(0.6)
+    oks = [t for t, d in net.sent("SIP/2.0 200")]
+    assert oks == [0.0, 0.5]
+    assert len(app.acks) == 1  # type: ignore[attr-defined]
+    net.advance(40.0)
+    assert len(net.sent("SIP/2.0 200")) == 2  # no more retransmissions after the ACK
+
+
+def test_2xx_gives_up_after_64_t1_and_sends_bye() -> None:
+    """§13.3.1.4: no ACK for 64*T1 → the UAS sends BYE and ends the dialog."""
+    net, app, server, client = pair()
+    net.drop = lambda data, target: data.startswith(b"ACK ")
+    client.invite("sip:room@127.0.0.1", from_="<sip:alice@example.net>", now=0.0, body=SDP)  # type: ignore[attr-defined]
+    net.pump()
+    net.advance(33.0)
+    times = [t for t, _ in net.sent("SIP/2.0 200 OK")]
+    assert times[:6] == [0.0, 0.5, 1.5, 3.5, 7.5, 11.5]  # T1 doubling, capped at T2
+    assert [r for _, r in app.ended] == ["no-ack"]  # type: ignore[attr-defined]
+    assert net.sent("BYE ")
+
+
+def test_cancel_before_final_answer() -> None:
+    """§9: CANCEL of a pending INVITE gets 200, the INVITE 487, and the app is told."""
+    net, app, server, client = pair(Recorder(answer=None))
+    responses = Responses()
+    out = client.invite(
+        "sip:room@127.0.0.1", from_="<sip:alice@example.net>", now=0.0, handler=responses, body=SDP
+    )  # type: ignore[attr-defined]
+    net.pump()
+    assert responses.statuses == [100]
+    out.cancel(net.now)
+    net.pump()
+    assert responses.statuses == [100, 487]
+    assert len(app.cancelled) == 1  # type: ignore[attr-defined]
+    assert net.sent("ACK ")  # the 487 is ACKed inside the transaction
+
+
+def test_cancel_before_provisional_waits_for_it() -> None:
+    """§9.1: a CANCEL is not sent before a provisional response arrives."""
+    net, app, server, client = pair(Recorder(answer=None))
+    net.drop = lambda data, target: data.startswith(b"SIP/2.0 100")
+    out = client.invite("sip:room@127.0.0.1", from_="<sip:alice@example.net>", now=0.0, body=SDP)  # type: ignore[attr-defined]
+    out.cancel(0.0)
+    net.pump()
+    assert not net.sent("CANCEL")
+
+
+def test_invite_timeout_without_answer_becomes_408() -> None:
+    """Timer B: no response at all to an INVITE ends it with a synthesized 408 (§8.1.3.1)."""
+    net = Net()
+    client = net.add("127.0.0.2", 5062, Recorder())
+    responses = Responses()
+    client.invite("sip:room@127.0.0.9", from_="<sip:alice@example.net>", now=0.0, handler=responses)
+    net.pump()
+    net.advance(40.0)
+    assert responses.statuses == [408]
+    assert len(net.sent("INVITE")) == 7  # 0, .5, 1.5, 3.5, 7.5, 15.5, 31.5
+
+
+def test_host_name_target_asks_for_resolution() -> None:
+    """A host name next hop emits a Resolve command; its answer sends the request."""
+    from focus.sip.resolve import Resolve
+
+    net = Net()
+    client = net.add("127.0.0.2", 5062, Recorder())
+    client.send_request(
+        client.new_request("OPTIONS", "sip:conf.example.net", from_="<sip:a@b.c>"), 0.0
+    )
+    cmds = client.drain()
+    assert isinstance(cmds[0], Resolve) and cmds[0].use_srv and cmds[0].transport == "UDP"
+    client.resolved(cmds[0].query_id, [Target("UDP", "127.0.0.1", 5060)], 0.0)
+    sent = client.drain()
+    assert first_line(sent[0].data) == "OPTIONS sip:conf.example.net SIP/2.0"  # type: ignore[union-attr]
+
+
+def test_outbound_proxy_is_a_preloaded_route() -> None:
+    """§8.1.2: with an outbound proxy the request goes there with a Route header."""
+    from focus.sip.uri import SipURI
+
+    net = Net()
+    client = net.add(
+        "127.0.0.2", 5062, Recorder(), outbound_proxy=SipURI.parse("sip:127.0.0.7:5070")
+    )
+    client.send_request(client.new_request("OPTIONS", "sip:x@y.example", from_="<sip:a@b.c>"), 0.0)
+    (cmd,) = client.drain()
+    assert cmd.target == Target("UDP", "127.0.0.7", 5070)  # type: ignore[union-attr]
+    msg = parse_message(cmd.data)  # type: ignore[union-attr]
+    assert isinstance(msg, Request) and msg.headers.get("Route") == "<sip:127.0.0.7:5070;lr>"
