@@ -8,7 +8,10 @@ from focus.sip.ua import Application
 
 from .harness import Net, Recorder, Responses, first_line
 
-SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=message 7 TCP/TLS/MSRP *\r\n"
+SDP = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=message 7 TCP/TLS/MSRP *\r\n"
+)
 
 
 def pair(app: Application | None = None, **cfg: object) -> tuple[Net, Recorder, object, object]:
@@ -116,7 +119,7 @@ def test_unknown_content_type_415() -> None:
 
 def test_merged_request_482() -> None:
     """The same request arriving over a second path (new branch) gets 482 (§8.2.2.2)."""
-    net, app, *_ = pair(Recorder(answer=None))
+    net, *_ = pair(Recorder(answer=None))
     server = net.nodes[("127.0.0.1", 5060)]
     server.datagram_received(raw("MESSAGE"), Target("UDP", "127.0.0.2", 5062), 0.0)
     server.drain()
@@ -152,7 +155,7 @@ def test_invite_ack_bye_between_two_cores() -> None:
 
 def test_in_dialog_request_to_the_uac_reaches_its_app() -> None:
     """The UAS can send a NOTIFY in the dialog; the UAC core hands it to its app."""
-    net, app, server, client = pair()
+    net, _app, server, client = pair()
     out = client.invite("sip:room@127.0.0.1", from_="<sip:alice@example.net>", now=0.0, body=SDP)  # type: ignore[attr-defined]
     net.pump()
     dialog = next(iter(server.dialogs.values()))  # type: ignore[attr-defined]
@@ -167,7 +170,7 @@ def test_in_dialog_request_to_the_uac_reaches_its_app() -> None:
 
 def test_2xx_retransmitted_until_ack() -> None:
     """§13.3.1.4: with the ACK lost, the 2xx is resent at T1, 2T1, ... until an ACK."""
-    net, app, server, client = pair()
+    net, app, _server, client = pair()
     lost = {"n": 0}
 
     def drop_first_ack(data: bytes, target: Target) -> bool:
@@ -190,7 +193,7 @@ def test_2xx_retransmitted_until_ack() -> None:
 
 def test_2xx_gives_up_after_64_t1_and_sends_bye() -> None:
     """§13.3.1.4: no ACK for 64*T1 → the UAS sends BYE and ends the dialog."""
-    net, app, server, client = pair()
+    net, app, _server, client = pair()
     net.drop = lambda data, target: data.startswith(b"ACK ")
     client.invite("sip:room@127.0.0.1", from_="<sip:alice@example.net>", now=0.0, body=SDP)  # type: ignore[attr-defined]
     net.pump()
@@ -203,7 +206,7 @@ def test_2xx_gives_up_after_64_t1_and_sends_bye() -> None:
 
 def test_cancel_before_final_answer() -> None:
     """§9: CANCEL of a pending INVITE gets 200, the INVITE 487, and the app is told."""
-    net, app, server, client = pair(Recorder(answer=None))
+    net, app, _server, client = pair(Recorder(answer=None))
     responses = Responses()
     out = client.invite(
         "sip:room@127.0.0.1", from_="<sip:alice@example.net>", now=0.0, handler=responses, body=SDP
@@ -219,7 +222,7 @@ def test_cancel_before_final_answer() -> None:
 
 def test_cancel_before_provisional_waits_for_it() -> None:
     """§9.1: a CANCEL is not sent before a provisional response arrives."""
-    net, app, server, client = pair(Recorder(answer=None))
+    net, _app, _server, client = pair(Recorder(answer=None))
     net.drop = lambda data, target: data.startswith(b"SIP/2.0 100")
     out = client.invite("sip:room@127.0.0.1", from_="<sip:alice@example.net>", now=0.0, body=SDP)  # type: ignore[attr-defined]
     out.cancel(0.0)
