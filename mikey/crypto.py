@@ -322,12 +322,12 @@ def derive_vr_keys(mpkr: bytes, *, suite: Suite) -> MessageKeys:
     return _keys_from_label(mpkr, label_vr, suite)
 
 
-def derive_mpki(*, mpk: bytes, rand: bytes, suite: Suite) -> bytes:
+def derive_mpki(mpk: bytes, rand: bytes, suite: Suite = SUITE_128) -> bytes:
     """MPKi from the base-ticket MPK and the ticket's RAND (RFC 6043 A.2.2)."""
     return prf(mpk, label_mpk(MPKI_CONST, rand), len(mpk), prf_func=suite.prf)
 
 
-def derive_mpkr(*, mpk: bytes, rand: bytes, suite: Suite) -> bytes:
+def derive_mpkr(mpk: bytes, rand: bytes, suite: Suite = SUITE_128) -> bytes:
     """MPKr from the base-ticket MPK and the ticket's RAND (RFC 6043 A.2.2)."""
     return prf(mpk, label_mpk(MPKR_CONST, rand), len(mpk), prf_func=suite.prf)
 

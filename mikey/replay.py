@@ -66,6 +66,19 @@ class ReplayCache:
             if self._entries.get(key) == ts:
                 del self._entries[key]
 
+    def check(self, key: bytes, timestamp: float, now: float) -> None:
+        """Raise as :meth:`check_and_add` would for a seen or stale ``key``, without
+        remembering it: a responder's early check before it can authenticate the
+        message (RFC 3830 §5.3 caches only authenticated messages, but a replay can be
+        refused before the costly step, e.g. resolving a ticket at the KMS)."""
+        if abs(timestamp - now) > self.max_skew:
+            raise TimestampError("timestamp outside the allowed clock skew")
+        self._expire(now)
+        if key in self._entries:
+            raise ReplayError("replayed message")
+        if timestamp <= self._floor:
+            raise ReplayError("message older than the replay cache can vouch for")
+
     def check_and_add(self, key: bytes, timestamp: float, now: float) -> None:
         """Accept ``key`` once; raise TimestampError/ReplayError (both ERR 1) otherwise."""
         if abs(timestamp - now) > self.max_skew:

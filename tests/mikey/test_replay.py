@@ -109,3 +109,16 @@ def test_no_key_is_ever_accepted_twice_within_the_window(
         assert marker not in accepted or accepted[marker] < now - 50
         accepted[marker] = ts
         assert len(cache) <= 5
+
+
+def test_check_refuses_seen_and_stale_keys_without_remembering_new_ones() -> None:
+    """check() raises like check_and_add() for a replay or a stale timestamp, but a new
+    key stays unknown, so an unauthenticated message never enters the cache."""
+    cache = ReplayCache(max_entries=4, max_skew=300)
+    cache.check(b"new", NOW, NOW)
+    assert len(cache) == 0
+    cache.check_and_add(b"new", NOW, NOW)
+    with pytest.raises(ReplayError):
+        cache.check(b"new", NOW, NOW + 1)
+    with pytest.raises(TimestampError):
+        cache.check(b"other", NOW - 1000, NOW)
