@@ -159,6 +159,7 @@ class _Scanner:
         path: Path = ()
         for key in keys:
             path = (*path, key)
+            self.record(path)  # implicitly created parent tables start here too
             if path in self.array_tables:
                 path = (*path, self.array_tables[path] - 1)
         return path
