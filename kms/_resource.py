@@ -116,7 +116,7 @@ class _Operation(Resource):
     """One KMS operation (`request` or `resolve`); POST only."""
 
     isLeaf = True
-    log = Logger(namespace="kms")
+    log = Logger()
 
     def __init__(self, operation: str, engine: TicketEngine, clock: Clock) -> None:
         super().__init__()  # type: ignore[no-untyped-call]

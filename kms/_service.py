@@ -60,7 +60,7 @@ class KmsService(Service):
     handler restored at stop).
     """
 
-    log = Logger(namespace="kms")
+    log = Logger()
 
     def __init__(
         self,

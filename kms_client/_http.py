@@ -8,7 +8,7 @@ has a timeout; the number of attempts is bounded; the response body is bounded.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
@@ -185,6 +185,14 @@ _TRANSIENT = (
 )
 
 
+def _cancelled(exc: BaseException) -> bool:
+    """True when *exc* is how a cancelled request fails (directly or wrapped by Agent)."""
+    kinds = (defer.CancelledError, error.ConnectingCancelledError)
+    if isinstance(exc, kinds):
+        return True
+    return any(r.check(*kinds) for r in getattr(exc, "reasons", None) or ())
+
+
 def _describe(exc: BaseException) -> str:
     reasons = getattr(exc, "reasons", None)
     if reasons:
@@ -231,6 +239,9 @@ async def post_with_retries(
         except Exception as e:
             if timed_out:
                 last_reason = f"no answer within {policy.timeout:g} s"
+            elif _cancelled(e):
+                # Only our timer and the caller cancel an attempt; this was the caller.
+                raise defer.CancelledError() from e
             elif isinstance(e, _TRANSIENT):
                 last_reason = _describe(e)
             else:
@@ -248,8 +259,8 @@ async def post_with_retries(
     raise KmsUnavailable(last_reason, attempts=policy.max_attempts, http_status=last_status)
 
 
-def run(coro: Awaitable[T]) -> Deferred[T]:
-    return Deferred.fromCoroutine(coro)  # type: ignore[arg-type]
+def run(coro: Coroutine[Any, Any, T]) -> Deferred[T]:
+    return Deferred.fromCoroutine(coro)
 
 
 @implementer(IPolicyForHTTPS)
@@ -269,13 +280,18 @@ _PEM_CERT = re.compile(
 
 
 def https_agent(
-    reactor: Any, *, ca_file: Path | str | None = None, connect_timeout: float = 10.0
+    reactor: Any,
+    *,
+    ca_file: Path | str | None = None,
+    connect_timeout: float = 10.0,
+    pool: client.HTTPConnectionPool | None = None,
 ) -> IAgent:
     """An Agent for the KMS: HTTPS checked against *ca_file* (PEM, one or more certificates).
 
     Without *ca_file* the platform's trust store is used (BrowserLikePolicyForHTTPS).
     The agent also serves plain http:// URLs; whether those are allowed is the KmsClient's
-    decision (`allow_plain_http`).
+    decision (`allow_plain_http`). A busy caller (the focus) may pass a persistent
+    *pool* to reuse TLS connections; the owner closes it (`closeCachedConnections`).
     """
     policy: Any
     if ca_file is None:
@@ -286,5 +302,7 @@ def https_agent(
             raise ValueError(f"no PEM certificate in {ca_file}")
         certificates = [Certificate.loadPEM(p) for p in pems]
         policy = _TrustRootPolicy(trustRootFromCertificates(certificates))  # type: ignore[no-untyped-call]
-    agent = client.Agent(reactor, contextFactory=policy, connectTimeout=connect_timeout)  # type: ignore[no-untyped-call]
+    agent = client.Agent(  # type: ignore[no-untyped-call]
+        reactor, contextFactory=policy, connectTimeout=connect_timeout, pool=pool
+    )
     return cast(IAgent, agent)

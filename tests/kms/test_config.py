@@ -169,3 +169,12 @@ def test_not_utf8_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="UTF-8") as info:
         load_config(path)
     assert info.value.line == 2
+
+
+def test_shipped_example_loads() -> None:
+    """kms/examples/kms.toml is a valid configuration with the three demo accounts."""
+    import kms
+
+    config = load_config(Path(kms.__file__).parent / "examples" / "kms.toml")
+    assert len(config.accounts) == 3
+    assert config.accounts.for_identity("sip:room1@conf.example.net") is not None

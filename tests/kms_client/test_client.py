@@ -247,6 +247,20 @@ def test_caller_cancel_stops_the_attempt() -> None:
     assert not clock.getDelayedCalls()
 
 
+def test_caller_cancel_with_a_real_agent_is_not_retried() -> None:
+    """Cancelling while twisted.web's Agent is connecting gives CancelledError, no retry."""
+    reactor = MemoryReactorClock()
+    reactor.advance(NOW)
+    client = make_client(web_client.Agent(reactor), reactor)
+    d = client.request_ticket(initiator=ALICE, responders=[BOB])
+    results = outcome(d)
+    assert len(reactor.tcpClients) == 1
+    d.cancel()
+    assert isinstance(results[0], Failure) and results[0].check(CancelledError)
+    reactor.advance(60)
+    assert len(reactor.tcpClients) == 1
+
+
 def test_plain_http_needs_an_explicit_opt_in() -> None:
     """An http:// base URL is refused unless allow_plain_http is set."""
     with pytest.raises(ValueError, match="allow_plain_http"):
