@@ -67,6 +67,29 @@ peer_accept_types=("*",), peer_accept_wrapped_types=(), peer_max_size=None)``
 ``MediaType.parse``, ``accepts(format_list, content_type)``, ``is_cpim(content_type)``
     accept-types matching with ``*`` and ``type/*`` (RFC 4975 §8.6).
 
+CPIM (RFC 3862)
+---------------
+``CpimMessage.parse(body)`` / ``.encode()`` (exact bytes kept: ``header_block``,
+``entity_header_block``, ``content``); views ``headers`` (``CpimHeader(name, value,
+params)``), ``from_``/``to``/``cc`` (``CpimAddress(uri, formal_name)``), ``datetime``,
+``subjects``, ``namespaces``, ``required``, ``content_type`` (the wrapped type),
+``values(name)``.  ``CpimMessage.build(from_=, to=, content_type=, content=, cc=(),
+datetime=None, subject=None, ns=(), require=(), extra_headers=(), entity_headers=())``.
+``unescape(value)`` undoes RFC 3862 §2.3 escapes.
+
+RFC 7701 switch decisions (pure; raise the MsrpError to answer with)
+--------------------------------------------------------------------
+``ChatRoom(uri, max_message_size=None, private_messages=True, nicknames=True,
+reserved_nicknames=frozenset())``, ``Participant(key, uris, accept_types=("message/cpim",),
+accept_wrapped_types=("*",), private_messages=False, nickname=None)``.
+``route_message(room, sender, participants, content_type, body, *, equal=same_uri) ->
+Route(private, cpim, deliveries: tuple[Delivery(key, content_type, body, unwrapped)],
+skipped)``: 413/415/400/403/404/428 as RFC 7701 §6 says.
+``decide_nickname(room, user, use_nickname_header_value, in_use: {nickname_key: owner},
+*, equal=same_uri) -> NicknameDecision(nickname | None, key | None)``: 403/424/425.
+``parse_use_nickname(value)``, ``nickname_key(nickname)`` (NFC + casefold + space
+trimming: simplified RFC 7700), ``same_uri(a, b)``.
+
 Errors
 ------
 ``MsrpError(reason, status=..., close_connection=...)`` is the root; subclasses carry their
@@ -77,6 +100,18 @@ status: ``MsrpParseError`` 400, ``MsrpForbidden`` 403, ``MsrpRecipientNotFound``
 ``MsrpMethodNotSupported`` 501, ``MsrpSessionBoundElsewhere`` 506.
 """
 
+from .chatroom import (
+    ChatRoom,
+    Delivery,
+    NicknameDecision,
+    Participant,
+    Route,
+    decide_nickname,
+    nickname_key,
+    parse_use_nickname,
+    route_message,
+    same_uri,
+)
 from .chunking import (
     INTERRUPTIBLE_THRESHOLD,
     Chunk,
@@ -104,6 +139,7 @@ from .connection import (
     TransactionCompleted,
     TransactionFailed,
 )
+from .cpim import CpimAddress, CpimHeader, CpimMessage, unescape
 from .errors import (
     MsrpError,
     MsrpForbidden,
@@ -143,10 +179,15 @@ __all__ = [
     "ArmTimer",
     "BadFrame",
     "ByteRange",
+    "ChatRoom",
     "Chunk",
     "CloseConnection",
     "Command",
     "Continuation",
+    "CpimAddress",
+    "CpimHeader",
+    "CpimMessage",
+    "Delivery",
     "FailureReport",
     "Frame",
     "FrameParser",
@@ -173,12 +214,15 @@ __all__ = [
     "MsrpTimeout",
     "MsrpUnsupportedMediaType",
     "MsrpUri",
+    "NicknameDecision",
+    "Participant",
     "RandomSource",
     "Reassembly",
     "ReportReceived",
     "Request",
     "RequestReceived",
     "Response",
+    "Route",
     "SendBytes",
     "SessionBound",
     "SessionParams",
@@ -187,12 +231,18 @@ __all__ = [
     "TransactionCompleted",
     "TransactionFailed",
     "accepts",
+    "decide_nickname",
     "end_line",
     "format_path",
     "is_cpim",
     "is_ident",
     "new_ident",
+    "nickname_key",
     "parse_path",
+    "parse_use_nickname",
     "pick_transaction_id",
+    "route_message",
+    "same_uri",
     "split_message",
+    "unescape",
 ]

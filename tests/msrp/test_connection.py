@@ -13,6 +13,7 @@ from focus.msrp import (
     CloseConnection,
     Command,
     Continuation,
+    CpimMessage,
     FailureReport,
     FrameParser,
     FrameRejected,
@@ -543,3 +544,20 @@ def test_send_request_nickname() -> None:
     response = Response(tid, 425, (ALICE,), (BOB,), "in use").encode()
     (failed,) = events(conn.receive_data(response, 2.0), TransactionFailed)
     assert failed.code == 425 and failed.method == "NICKNAME"
+
+
+def test_rfc_chunked_cpim_example() -> None:
+    """RFC 4975 §11.4: two chunks of a CPIM message reassemble; the '$' chunk fixes the length."""
+    registry = SessionRegistry()
+    bobpc = MsrpUri.parse("msrp://bobpc.example.com:8888/9di4eae923wzd;tcp")
+    registry.add(SessionParams(local_uri=bobpc, peer_path=(ALICE,), accept_types=("message/cpim",)))
+    conn = bob(registry=registry, auto_accept=True)
+    out = conn.receive_data(ex.CPIM_CHUNK1, 0.0)
+    assert [f.code for f in sent(out)] == [200] and not events(out, MessageReceived)
+    out = conn.receive_data(ex.CPIM_CHUNK2, 1.0)
+    (message,) = events(out, MessageReceived)
+    assert message.content_type == "message/cpim"
+    assert len(message.body) == 147  # the figure's total of 148 is one off
+    cpim = CpimMessage.parse(message.body)
+    assert cpim.content == b"ABCD1234567890"
+    assert cpim.to[0].uri == "sip:bob@example.com"
