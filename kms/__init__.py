@@ -16,6 +16,7 @@ from ._resource import (
     build_resource,
     build_site,
 )
+from ._service import KmsService, make_service
 
 __all__ = [
     "DEFAULT_BASE_PATH",
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidIdentity",
     "KmsConfig",
     "KmsError",
+    "KmsService",
     "Rejection",
     "Reply",
     "TicketEngine",
@@ -36,4 +38,5 @@ __all__ = [
     "build_site",
     "load_accounts",
     "load_config",
+    "make_service",
 ]

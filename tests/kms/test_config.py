@@ -1,8 +1,12 @@
 """Loading kms.toml: values, defaults, and errors that name file, line and key."""
 
+import contextlib
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kms import ConfigError, load_accounts, load_config
 
@@ -178,3 +182,36 @@ def test_shipped_example_loads() -> None:
     config = load_config(Path(kms.__file__).parent / "examples" / "kms.toml")
     assert len(config.accounts) == 3
     assert config.accounts.for_identity("sip:room1@conf.example.net") is not None
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_raises_only_config_error(tmp_path: Path, text: str) -> None:
+    """Any file content either loads or raises ConfigError naming the file."""
+    path = tmp_path / "fuzz.toml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        load_config(path)
+    except ConfigError as e:
+        assert e.file == str(path)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    identity=st.text(max_size=30),
+    listen=st.text(max_size=30),
+    key=st.text(max_size=70),
+    pattern=st.text(max_size=30),
+)
+def test_arbitrary_values_raise_only_config_error(
+    tmp_path: Path, identity: str, listen: str, key: str, pattern: str
+) -> None:
+    """Arbitrary string values in every setting load or raise ConfigError, nothing else."""
+    path = tmp_path / "values.toml"
+    path.write_text(
+        f"identity = {json.dumps(identity)}\nlisten = {json.dumps(listen)}\n"
+        f"[[account]]\nidentity = {json.dumps(identity)}\nkey = {json.dumps(key)}\n"
+        f"may_act_as = [{json.dumps(pattern)}]\n"
+    )
+    with contextlib.suppress(ConfigError):
+        load_config(path)
