@@ -104,9 +104,9 @@ def may_join(room: Room, caller_uri: Identity | str, current_count: int) -> Deci
     """May ``caller_uri`` join ``room``, which has ``current_count`` participants now?
 
     Order: a disabled room refuses everyone (480); ``deny`` wins over everything (403);
-    the caller must match ``allow``, be a moderator or a dial-out member (403); the first
-    caller of an ad-hoc room must match the rule's ``creators`` (403); a full room
-    refuses with 486 Busy Here.
+    the caller must match ``allow``, be a moderator or a dial-out member (403), or for an
+    ad-hoc room one of the rule's ``creators``; the first caller of an ad-hoc room must
+    be a creator (403); a full room refuses with 486 Busy Here.
     """
     settings = room.settings
     if not settings.enabled:
@@ -116,11 +116,13 @@ def may_join(room: Room, caller_uri: Identity | str, current_count: int) -> Deci
         return Refused(403, "caller identity is not a URI")
     if _any(settings.deny, who):
         return Refused(403, "denied by room policy")
+    creator = room.adhoc is not None and _any(room.adhoc.creators, who)
     if room.adhoc is not None and current_count == 0:
-        if not _any(room.adhoc.creators, who):
+        if not creator:
             return Refused(403, "not allowed to create this ad-hoc room")
     elif not (
-        _any(settings.allow, who)
+        creator
+        or _any(settings.allow, who)
         or _any(settings.moderators, who)
         or _is_dial_out_member(room, who)
     ):

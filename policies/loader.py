@@ -98,7 +98,12 @@ def _seconds(value: object, path: KeyPath) -> float:
     return float(value)
 
 
-_number = _seconds
+def _number(value: object, path: KeyPath) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(path, "must be a number")
+    if not math.isfinite(value) or value <= 0:
+        _fail(path, "must be a positive number")
+    return float(value)
 
 
 def _text(value: object, path: KeyPath) -> str:

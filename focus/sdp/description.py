@@ -98,9 +98,8 @@ def _non_negative(_inst: object, attribute: attrs.Attribute[int], value: int) ->
         raise ValueError(f"{attribute.name} must not be negative")
 
 
-_TEXT = re.compile(r"[^\x00\r\n]*")
+_TEXT = g.TEXT_RE  # text, where RFC 8866's 1*byte-string is relaxed to allow empty
 _NONEMPTY_TEXT = g.BYTE_STRING_RE
-_VALUE = re.compile(r"[^\x00\r\n]*")
 
 
 @attrs.frozen
@@ -176,10 +175,6 @@ class Bandwidth:
         return f"{self.bwtype}:{self.bandwidth}"
 
 
-_REPEAT_RE = g.REPEAT_RE
-_ZONE_RE = g.ZONE_RE
-
-
 @attrs.frozen
 class TimeDescription:
     """``t=`` with its ``r=`` lines and optional ``z=`` line (RFC 8866 §5.9-§5.11).
@@ -189,8 +184,8 @@ class TimeDescription:
 
     start: int = attrs.field(default=0, validator=_non_negative)
     stop: int = attrs.field(default=0, validator=_non_negative)
-    repeats: tuple[str, ...] = attrs.field(default=(), validator=_each_matches(_REPEAT_RE))
-    zone: str | None = attrs.field(default=None, validator=_optional_matches(_ZONE_RE))
+    repeats: tuple[str, ...] = attrs.field(default=(), validator=_each_matches(g.REPEAT_RE))
+    zone: str | None = attrs.field(default=None, validator=_optional_matches(g.ZONE_RE))
 
     def lines(self) -> Iterator[str]:
         yield f"t={self.start} {self.stop}"
@@ -209,7 +204,7 @@ class Attribute:
     """
 
     name: str = attrs.field(validator=_matches(g.TOKEN_RE))
-    value: str | None = attrs.field(default=None, validator=_optional_matches(_VALUE))
+    value: str | None = attrs.field(default=None, validator=_optional_matches(_TEXT))
 
     @classmethod
     def parse(cls, text: str) -> Self:
@@ -347,19 +342,13 @@ class SessionDescription(_HasAttributes):
     # -- parsing -------------------------------------------------------------------------
 
     @classmethod
-    def _from_description(cls, description: SessionDescription) -> Self:
-        if type(description) is cls:
-            return description
-        return cls(**attrs.asdict(description, recurse=False))
-
-    @classmethod
     def parse(
         cls,
         data: bytes | str,
         *,
         max_size: int = DEFAULT_MAX_SIZE,
         max_lines: int = DEFAULT_MAX_LINES,
-    ) -> Self:
+    ) -> SessionDescription:
         """Parse an ``application/sdp`` body; raise :class:`SdpSyntaxError` (only) on bad
         input.  ``str`` input is treated as its UTF-8 encoding."""
         if isinstance(data, str):
@@ -374,7 +363,7 @@ class SessionDescription(_HasAttributes):
         if raw.count(b"\n") > max_lines:
             raise SdpSyntaxError(f"description has more than {max_lines} lines")
         text = raw.decode("utf-8", "surrogateescape")
-        return cls._from_description(_parse_text(text))
+        return _parse_text(text)
 
 
 _SESSION_RANK = {"v": 0, "o": 1, "s": 2, "i": 3, "u": 4, "e": 5, "p": 6, "c": 7, "b": 8}

@@ -212,8 +212,8 @@ def _classify_line(
     require_cpim: bool,
     key_mgmt_protocol: str,
 ) -> OfferedLine:
-    def verdict(kind: LineVerdict, reason: str, **more: object) -> OfferedLine:
-        return OfferedLine(index, media, kind, reason, **more)  # type: ignore[arg-type]
+    def verdict(kind: LineVerdict, reason: str) -> OfferedLine:
+        return OfferedLine(index, media, kind, reason)
 
     if media.port == 0:
         return verdict(LineVerdict.DISABLED, "m-line disabled with port 0 in the offer")
@@ -273,7 +273,9 @@ def _classify_line(
             first = peer_path[0]
             assert first.port is not None  # parse_path requires ports
             connect_to = (first.bare_host, first.port)
-    return verdict(
+    return OfferedLine(
+        index,
+        media,
         LineVerdict.ACCEPTED,
         "usable TCP/TLS/MSRP line",
         focus_role=role,

@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 
 from policies import (
+    AdhocRule,
     Allowed,
+    Identity,
     Limits,
+    Policy,
+    PolicyError,
     RateLimit,
     Refused,
+    Room,
+    RoomSettings,
+    UriPattern,
     dial_out_members,
     example_path,
     find_room,
@@ -209,3 +216,26 @@ def test_legacy_example() -> None:
     assert limits(legacy) == Limits(50, 4096, RateLimit(1.0, 5), 20.0)
     assert may_join(legacy, "sip:anyone@example.org", 0) == Allowed()
     assert isinstance(may_join(legacy, "sip:spammer@example.org", 0), Refused)
+
+
+def test_adhoc_creator_may_rejoin_without_being_on_the_allow_list() -> None:
+    """A creator of an ad-hoc room counts as allowed after the room exists, too."""
+    policy = parse_policy(
+        "[[adhoc]]\npattern = 'sip:*@adhoc.example.net'\ncreators = ['sip:boss@example.org']\n"
+    )
+    adhoc = find_room(policy, "sip:x@adhoc.example.net")
+    assert adhoc is not None
+    assert may_join(adhoc, "sip:boss@example.org", 2) == Allowed()
+    assert isinstance(may_join(adhoc, "sip:other@example.org", 2), Refused)
+
+
+def test_policies_built_in_code_are_validated() -> None:
+    """The model refuses duplicate rooms, non-wildcard ad-hoc patterns and bad patterns."""
+    lobby = Room(Identity.parse("sip:lobby@x"))
+    with pytest.raises(ValueError, match="twice"):
+        Policy(rooms=(lobby, lobby))
+    with pytest.raises(ValueError, match=r"sip:\*@host"):
+        AdhocRule(UriPattern.parse("sip:room@x"))
+    with pytest.raises(PolicyError):
+        RoomSettings(allow=("sip:bad*@x",))
+    assert RoomSettings(allow=("*",)).allow == (UriPattern.parse("*"),)
