@@ -53,7 +53,24 @@ TLS PSK (PROFILE §7): TEK = PRF(TGK, 0x2AD01C64 || CS ID || 0xFFFFFFFF || 0x03 
 len RANDRi || RANDRi || len RANDRr || RANDRr), 16 bytes (32 with the 256-bit suite).
 
 Choices PROFILE.md leaves open, pinned here: TRe is TS type 0 (NTP-UTC 64-bit); MPKi
-carries the TGK's SPI; the TP's announced TGK carries KV SPI with four zero bytes.
+carries the TGK's SPI; the TP's announced TGK carries KV SPI with four zero bytes;
+REQUEST_RESP and RESOLVE_RESP include IDRkms whenever the KMS passes its identity.
+
+Where PROFILE.md and the RFCs read differently (PROFILE wins here, noted per place):
+
+- HDR V flag: RFC 6043 §6.1 says V MUST be 0 except in CSB-update TRANSFER_INITs, while
+  §4.2.1.1/§4.2.3.1 set V=1 in REQUEST_INIT/RESOLVE_INIT and §4.2.2.1 ties TRANSFER_INIT's
+  V to the F flag. We send per §4 (PROFILE) and ignore V on receipt.
+- AES-CM IV: RFC 3830 §4.2.3 says "T is the 64-bit timestamp sent by the Initiator";
+  MIKEY-TICKET responses carry a fresh T (RFC 6043 §4.2.1.5), and PROFILE §7 pins the T
+  of the message carrying the KEMAC (REQUEST_RESP/RESOLVE_RESP's own T).
+- GEN_EXT "SDP IDs" is not in RFC 6043's message compositions (§4.2.2); RFC 3830 §6.15
+  allows it in any message and RFC 4567 §4.1.4 asks for it. Receivers here accept up to
+  four GEN_EXT payloads before V, and also none.
+- TLS Prot type 241 is private use (no IANA value, DIGEST §5.4).
+
+Verifiers follow RFC 3830 §5.3: timestamp window, MAC, then (optionally, with
+``replay_cache``) the replay check, so only authenticated messages enter the cache.
 """
 
 from __future__ import annotations
@@ -319,6 +336,12 @@ def _check_suite_fits(suite: Suite, key: bytes, what: str) -> None:
         raise ValueError(f"{what} shorter than 128 bits (RFC 6043 §12.1)")
 
 
+def _check_rand(rand: bytes) -> None:
+    """RFC 3830 §6.11: RAND SHOULD be at least 16 bytes; its length field is 8 bits."""
+    if not 16 <= len(rand) <= 255:
+        raise ValueError("RAND must be 16..255 bytes (PROFILE §2: 16, or 32 with 256-bit keys)")
+
+
 def _ticket_value(msg: Message, index: int) -> bytes:
     """The TICKET payload value exactly as received (without its Next field)."""
     start, end = msg.spans[index]
@@ -417,6 +440,7 @@ def build_request_init(
 ) -> bytes:
     """REQUEST_INIT_PSK (PROFILE §4). ``valid_until`` defaults to now + 1 h."""
     _check_suite_fits(suite, psk, "PSK")
+    _check_rand(rand)
     if ticket_policy is None:
         ticket_policy = request_policy(
             initiator=initiator,
@@ -602,6 +626,7 @@ def build_transfer_init(
     tls_prot_type: int = TLS_PROT_TYPE,
 ) -> bytes:
     """TRANSFER_INIT (PROFILE §5); ``rand`` is RANDRi."""
+    _check_rand(rand)
     suite = grant.suite
     ticket = Ticket.decode_value(grant.ticket)
     cs_map = GenericIdMap(
@@ -747,6 +772,7 @@ def build_transfer_resp(
     tls_prot_type: int = TLS_PROT_TYPE,
 ) -> bytes:
     """TRANSFER_RESP (PROFILE §5): #P=1 naming SP policy 0 of Prot type TLS."""
+    _check_rand(rand_r)
     ti_msg, ti = _read_transfer_init(transfer_init)
     suite = ti.suite
     cs_map = GenericIdMap(
@@ -861,8 +887,12 @@ def build_resolve_init(
     suite: Suite = SUITE_128,
     psk_id: bytes | None = None,
 ) -> bytes:
-    """RESOLVE_INIT_PSK (PROFILE §6); ``ticket`` is the TICKET value from TRANSFER_INIT."""
+    """RESOLVE_INIT_PSK (PROFILE §6); ``ticket`` is the TICKET value from TRANSFER_INIT.
+
+    ``rand_r`` must be the RANDRr the responder will put in its TRANSFER_RESP (PROFILE §6).
+    """
     _check_suite_fits(suite, psk, "PSK")
+    _check_rand(rand_r)
     msg = Message(
         Header(DataType.RESOLVE_INIT_PSK, csb_id, EmptyMap(), suite.prf, v=True),
         (

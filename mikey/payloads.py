@@ -17,6 +17,7 @@ error); malformed input raises only :class:`~mikey.errors.DecodeError`.
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable, Sequence
 from typing import ClassVar, TypeVar, Union
 
@@ -200,6 +201,10 @@ class TicketFlags(enum.IntFlag):
 
 
 _FLAG_MASK = 0x01FFE0
+
+# HDR fixed part (RFC 3830 §6.1): version, data type, next payload, V|PRF func, CSB ID,
+# #CS, CS ID map type; the CS ID map info follows.
+_HDR = struct.Struct(">BBBBIBB")
 
 # Implied field lengths (RFC 3830 §6.2, §6.4, §6.6, §6.8; RFC 6043 §6.2, §6.3, §6.7).
 _TS_LENGTH = {0: 8, 1: 8, 2: 4, 3: 4}
@@ -1049,13 +1054,20 @@ class Message:
     def encode_with_spans(self) -> tuple[bytes, tuple[tuple[int, int], ...]]:
         h = self.header
         w = Writer()
-        w.push_uint8(Header.VERSION)
-        w.push_uint8(h.data_type)
-        w.push_uint8(_first_type(self.payloads))
-        w.push_uint8((0x80 if h.v else 0) | h.prf)
-        w.push_uint32(h.csb_id)
-        w.push_uint8(h.cs_map.cs_count)
-        w.push_uint8(h.cs_map.map_type)
+        try:
+            w.push_bytes(
+                _HDR.pack(
+                    Header.VERSION,
+                    h.data_type,
+                    _first_type(self.payloads),
+                    (0x80 if h.v else 0) | h.prf,
+                    h.csb_id,
+                    h.cs_map.cs_count,
+                    h.cs_map.map_type,
+                )
+            )
+        except struct.error as exc:
+            raise ValueError(f"header field out of range: {exc}") from exc
         _push_cs_map(w, h.cs_map)
         spans = _push_chain(w, self.payloads)
         return w.getvalue(), spans
@@ -1071,21 +1083,25 @@ class Message:
         try:
             raw = bytes(data)
             buf = Buffer(raw)
-            version = buf.pull_uint8()
+            version, data_type, first, vp, csb_id, count, map_type = _HDR.unpack(
+                buf.pull_bytes(_HDR.size)
+            )
             if version != Header.VERSION:
                 raise DecodeError(f"unsupported MIKEY version {version}")
-            data_type = buf.pull_uint8()
-            first = buf.pull_uint8()
-            vp = buf.pull_uint8()
-            csb_id = buf.pull_uint32()
-            count, map_type = buf.pull_uint8(), buf.pull_uint8()
             cs_map = _pull_cs_map(buf, map_type, count)
             header = Header(data_type, csb_id, cs_map, vp & 0x7F, bool(vp & 0x80))
             payloads, spans = _pull_chain(buf, first, nested=False)
             buf.expect_end("MIKEY message")
         except DecodeError:
             raise
-        except (ValueError, TypeError, IndexError, UnicodeDecodeError, RecursionError) as exc:
+        except (
+            struct.error,
+            ValueError,
+            TypeError,
+            IndexError,
+            UnicodeDecodeError,
+            RecursionError,
+        ) as exc:
             raise DecodeError(f"malformed MIKEY message: {exc}") from exc
         return cls(header, payloads, raw, spans)
 
