@@ -204,8 +204,8 @@ def test_outgoing_tcp_connection_is_opened_once_and_reused() -> None:
     reactor, stack = make_stack()
     ua = stack.ua
     for i in range(2):
-        req = ua.new_request("OPTIONS", "sip:127.0.0.5:5070;transport=tcp", from_="<sip:focus@127.0.0.1>",
-                             call_id=f"c{i}")  # fmt: skip
+        uri = "sip:127.0.0.5:5070;transport=tcp"
+        req = ua.new_request("OPTIONS", uri, from_="<sip:focus@127.0.0.1>", call_id=f"c{i}")
         ua.send_request(req, stack.now())
     assert len(reactor.tcpClients) == 1
     host, port, factory, *_ = reactor.tcpClients[0]
