@@ -224,6 +224,18 @@ def _classify_line(
         return verdict(LineVerdict.NOT_TLS, "TCP/MSRP without TLS is refused; offer TCP/TLS/MSRP")
     if proto != PROTO_MSRP_TLS:
         return verdict(LineVerdict.UNSUPPORTED_PROTOCOL, f"protocol {media.proto[:30]} refused")
+    # Key management first: RFC 4567 §4.1.1 makes a broken key-mgmt fatal for the session.
+    try:
+        keys, level = effective_key_mgmt(media, offer)
+    except SdpError as exc:
+        return verdict(LineVerdict.BAD_KEY_MGMT, exc.reason)
+    if not keys:
+        return verdict(LineVerdict.NO_KEY_MGMT, "no a=key-mgmt for the TCP/TLS/MSRP line")
+    ours = next((k for k in keys if k.protocol_id == key_mgmt_protocol), None)
+    if ours is None:
+        return verdict(
+            LineVerdict.OTHER_KEY_MGMT, f"a=key-mgmt offers no {key_mgmt_protocol} message"
+        )
     try:
         peer_path = path(media)
         if not all(u.secure for u in peer_path):
@@ -237,17 +249,6 @@ def _classify_line(
         return verdict(LineVerdict.BAD_ATTRIBUTE, exc.reason)
     if require_cpim and not accepts_media_type(types, CPIM):
         return verdict(LineVerdict.NO_CPIM, "accept-types lacks message/cpim (RFC 7701 §5)")
-    try:
-        keys, level = effective_key_mgmt(media, offer)
-    except SdpError as exc:
-        return verdict(LineVerdict.BAD_KEY_MGMT, exc.reason)
-    if not keys:
-        return verdict(LineVerdict.NO_KEY_MGMT, "no a=key-mgmt for the TCP/TLS/MSRP line")
-    ours = next((k for k in keys if k.protocol_id == key_mgmt_protocol), None)
-    if ours is None:
-        return verdict(
-            LineVerdict.OTHER_KEY_MGMT, f"a=key-mgmt offers no {key_mgmt_protocol} message"
-        )
     role = _focus_role_as_answerer(offered_role)
     connection = effective_connection(media, offer)
     cema_offered = has_msrp_cema(media)
@@ -359,6 +360,11 @@ def examine_offer(
         require_cpim=require_cpim,
         key_mgmt_protocol=key_mgmt_protocol,
     )
+    try:
+        # Session-level key-mgmt applies to every line without its own (RFC 4567 §3.1).
+        tuple(KeyMgmt.parse(a.value or "") for a in offer.get_attributes("key-mgmt"))
+    except SdpError as exc:
+        raise SdpNegotiationError(f"session level: {exc.reason}") from None
     for line in examination.lines:
         if line.verdict is LineVerdict.BAD_KEY_MGMT:
             raise SdpNegotiationError(f"m-line {line.index + 1}: {line.reason}")

@@ -6,6 +6,8 @@ import base64
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from focus.sdp import (
     DISCARD_PORT,
@@ -424,3 +426,47 @@ def test_reoffer_is_versioned() -> None:
         [attrs.evolve(item, key_mgmt=KeyMgmt("mikey", b"x"))], origin=FOCUS_ORIGIN, previous=first
     )
     assert changed.origin.session_version == first.origin.session_version + 1
+
+
+def test_broken_session_key_mgmt_aborts_even_if_only_audio_uses_it() -> None:
+    """RFC 4567 §4.1.1: a session-level key-mgmt error aborts, whatever the lines are."""
+    o = offer(msrp_line(), "m=audio 49170 RTP/SAVP 0\r\n", session="a=key-mgmt:mikey ***\r\n")
+    with pytest.raises(SdpNegotiationError, match="session level"):
+        examine_offer(o)
+
+
+LINE_KINDS = [
+    msrp_line(),
+    msrp_line(setup="active"),
+    msrp_line(setup="passive"),
+    msrp_line(setup=None),
+    msrp_line(proto="TCP/MSRP", scheme="msrp"),
+    msrp_line(key=None),
+    msrp_line(key="mikey AQ"),
+    msrp_line(types="text/plain"),
+    msrp_line(extra="a=msrp-cema\r\n"),
+    msrp_line(port=0),
+    "m=audio 49170 RTP/AVP 0\r\n",
+    "m=message 5 TCP/MSRP *\r\n",
+]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.sampled_from(LINE_KINDS), max_size=5), st.integers(1, 3))
+def test_any_offer_is_refused_or_answered_line_for_line(lines: list[str], most: int) -> None:
+    """Any mix of offered lines is either refused with SdpNegotiationError or answered with
+    the same number of m-lines, exactly the accepted ones open, the rest at port 0."""
+    o = offer(*lines)
+    try:
+        exam = examine_offer(o, max_accepted=most)
+    except SdpNegotiationError as error:
+        assert error.sip_status == 488
+        return
+    accepted = {line.index for line in exam.accepted}
+    assert 1 <= len(accepted) <= most
+    answer = build_answer(exam, dict.fromkeys(accepted, local()), origin=FOCUS_ORIGIN)
+    assert len(answer.media) == len(o.media)
+    for index, (offered, answered) in enumerate(zip(o.media, answer.media, strict=True)):
+        assert (answered.media, answered.proto) == (offered.media, offered.proto)
+        assert (answered.port != 0) == (index in accepted)
+    assert SessionDescription.parse(answer.encode()) == answer
