@@ -87,7 +87,8 @@ Route(private, cpim, deliveries: tuple[Delivery(key, content_type, body, unwrapp
 skipped)``: 413/415/400/403/404/428 as RFC 7701 §6 says.
 ``decide_nickname(room, user, use_nickname_header_value, in_use: {nickname_key: owner},
 *, equal=same_uri) -> NicknameDecision(nickname | None, key | None)``: 403/424/425.
-``parse_use_nickname(value)``, ``nickname_key(nickname)`` (NFC + casefold + space
+``report_wrapper(original_cpim) -> (content_type, body)`` for REPORTs about private
+messages (§6.2).  ``parse_use_nickname(value)``, ``nickname_key(nickname)`` (NFC + casefold + space
 trimming: simplified RFC 7700), ``same_uri(a, b)``.
 
 Errors
@@ -109,6 +110,7 @@ from .chatroom import (
     decide_nickname,
     nickname_key,
     parse_use_nickname,
+    report_wrapper,
     route_message,
     same_uri,
 )
@@ -241,6 +243,7 @@ __all__ = [
     "parse_path",
     "parse_use_nickname",
     "pick_transaction_id",
+    "report_wrapper",
     "route_message",
     "same_uri",
     "split_message",

@@ -43,7 +43,7 @@ HEADER_NAME_RE = re.compile(rb"[A-Za-z][!#$%&'*+\-.0-9A-Z^_`a-z|~]*")
 # here because it starts the transport parameter.
 MSRP_URI_RE = re.compile(
     r"(?P<scheme>[Mm][Ss][Rr][Pp][Ss]?)://"
-    r"(?:(?P<userinfo>[A-Za-z0-9\-._~%!$&'()*+,=:]*)@)?"
+    r"(?:(?P<userinfo>[A-Za-z0-9\-._~%!$&'()*+,=]*)@)?"  # no ":": no passwords (§6)
     r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,=]+)"
     r"(?::(?P<port>[0-9]{1,5}))?"
     r"(?:/(?P<session>[A-Za-z0-9\-._~+=/]+))?"

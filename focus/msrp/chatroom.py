@@ -62,6 +62,7 @@ __all__ = [
     "decide_nickname",
     "nickname_key",
     "parse_use_nickname",
+    "report_wrapper",
     "route_message",
     "same_uri",
 ]
@@ -209,6 +210,20 @@ def route_message(
     if not deliveries:
         raise MsrpUnsupportedMediaType("recipient does not accept the wrapped type")
     return Route(True, cpim, tuple(deliveries), tuple(skipped))
+
+
+def report_wrapper(original: CpimMessage) -> tuple[str, bytes]:
+    """``(content_type, body)`` for a REPORT about a private message (RFC 7701 §6.2).
+
+    "Any potential REPORT request that the MSRP switch sends to the sender MUST include a
+    Message/CPIM wrapper containing the original From header field ... and the To header
+    field of the original Message/CPIM wrapper": both are copied verbatim, the wrapped
+    entity is an empty text/plain.  Pass the result to ``MsrpConnection.report``.
+    """
+    headers = [h for h in original.headers if h.name in ("From", "To")]
+    header_block = "".join(f"{h}\r\n" for h in headers).encode("utf-8")
+    body = header_block + b"\r\nContent-Type: text/plain\r\n\r\n"
+    return "message/cpim", body
 
 
 # -- nicknames (RFC 7701 §7) -------------------------------------------------------------

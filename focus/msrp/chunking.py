@@ -176,4 +176,4 @@ class Reassembly:
 
     def body(self) -> bytes:
         """The reassembled message (only meaningful once :attr:`complete`)."""
-        return bytes(self._data[: self.total or 0])
+        return bytes(memoryview(self._data)[: self.total or 0])

@@ -35,6 +35,8 @@ class MsrpConfig:
     max_pending_messages: int = attrs.field(default=16, validator=_positive)
     #: Message-IDs remembered after a 413 so their later chunks get 413 too.
     max_rejected_remembered: int = attrs.field(default=64, validator=_positive)
+    #: requests waiting for the application's ``respond`` (oldest forgotten beyond).
+    max_unanswered: int = attrs.field(default=64, validator=_positive)
     #: Message-IDs we sent that later REPORTs may refer to (older REPORTs are ignored).
     max_sent_remembered: int = attrs.field(default=256, validator=_positive)
     #: RFC 4975 §7.1.1: a sender waits 30 s for the response before it gives up (408).

@@ -308,7 +308,7 @@ class MsrpConnection:
         self._send_queue: deque[str] = deque()  # message ids with chunks left to send
         self._incoming: dict[tuple[MsrpUri, str], _Incoming] = {}
         self._rejected: OrderedDict[tuple[MsrpUri, str], int] = OrderedDict()
-        self._awaiting: dict[str, _Awaiting] = {}
+        self._awaiting: OrderedDict[str, _Awaiting] = OrderedDict()
         # Message-IDs we sent recently, to correlate REPORTs (§7.3.2); bounded.
         self._sent: OrderedDict[tuple[MsrpUri, str], None] = OrderedDict()
         self._armed: float | None = None
@@ -381,8 +381,9 @@ class MsrpConnection:
         """The timer fired: expire transactions (408) and stalled incoming messages."""
         out: list[Command] = []
         for tid, txn in list(self._transactions.items()):
-            if txn.deadline <= now:
-                del self._transactions[tid]
+            # A failed chunk stops its message and drops its sibling transactions, so
+            # entries of this snapshot may be gone already.
+            if txn.deadline <= now and self._transactions.pop(tid, None) is not None:
                 self._transaction_failed(tid, txn, 408, "no response within the timeout", out)
         for key, incoming in list(self._incoming.items()):
             if incoming.deadline <= now:
@@ -606,7 +607,7 @@ class MsrpConnection:
         elif request.method == "REPORT":
             self._on_report(params, request, now, out)
         elif request.method in self._config.extension_methods:
-            self._awaiting[request.transaction_id] = _Awaiting(params, request, None, None)
+            self._await_answer(request.transaction_id, _Awaiting(params, request, None, None))
             out.append(RequestReceived(params.local_uri, request))
         else:
             self._answer(request, params.local_uri, 501, reason_phrase(501), out)
@@ -615,13 +616,13 @@ class MsrpConnection:
         self, params: SessionParams, request: Request, now: float, out: list[Command]
     ) -> None:
         local = params.local_uri
-        mid = request.message_id
-        assert mid is not None  # validated by the parser
-        key = (local, mid)
         if request.body is None:
             # A body-less SEND carries no content (binding or keep-alive, §5.4, §7.1).
             self._answer(request, local, 200, "OK", out)
             return
+        mid = request.message_id
+        assert mid is not None  # validated by the parser for SENDs with a body
+        key = (local, mid)
         if key in self._rejected:
             self._answer(request, local, 413, reason_phrase(413), out)
             return
@@ -657,7 +658,7 @@ class MsrpConnection:
             return
         self._incoming.pop(key, None)
         body = incoming.reassembly.body()
-        self._awaiting[request.transaction_id] = _Awaiting(params, request, mid, len(body))
+        self._await_answer(request.transaction_id, _Awaiting(params, request, mid, len(body)))
         out.append(
             MessageReceived(
                 local_uri=local,
@@ -674,6 +675,16 @@ class MsrpConnection:
         )
         if self._auto_accept:
             self._respond(request.transaction_id, 200, None, out)
+
+    def _await_answer(self, transaction_id: str, awaiting: _Awaiting) -> None:
+        """Remember a request the application must answer; bounded, body not kept."""
+        request = awaiting.request
+        if request.body is not None:
+            awaiting.request = attrs.evolve(request, body=None, content_type=None)
+        self._awaiting[transaction_id] = awaiting
+        while len(self._awaiting) > self._config.max_unanswered:
+            # The application never answered: forget it; the peer's 30 s timer fires.
+            self._awaiting.popitem(last=False)
 
     def _remember_rejected(self, key: tuple[MsrpUri, str]) -> None:
         self._rejected[key] = 413

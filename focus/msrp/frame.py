@@ -229,8 +229,10 @@ class Request:
                 raise MsrpParseError("REPORT needs Status and Message-ID")
             if self.success_report is not None or self.failure_report is not None:
                 raise MsrpParseError("REPORT must not carry Success-/Failure-Report")
-        if self.method == "SEND" and self.message_id is None:
-            raise MsrpParseError("SEND needs a Message-ID")
+        if self.method == "SEND" and self.body is not None and self.message_id is None:
+            # Every chunk MUST carry the Message-ID (§7.1.1); a body-less SEND (binding,
+            # keep-alive) is accepted without one, as peers differ here.
+            raise MsrpParseError("SEND with a body needs a Message-ID")
 
     def encode(self) -> bytes:
         """Serialise strictly (RFC 4975 §7.1); the caller has picked a safe transaction id."""

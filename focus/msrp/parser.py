@@ -25,8 +25,9 @@ Errors.  Two kinds:
 Leniency (RFC 4975's own examples are laxer than its ABNF; Postel): header order is free
 (To-Path/From-Path need not be first, but must both be present once), a response may carry
 only To-Path and From-Path (the ABNF demands ``1*header`` more), header names are
-case-insensitive, the SP after the colon may be missing or repeated, and empty lines
-between frames are skipped (keep-alives).  Serialising (``frame.py``) is strict.
+case-insensitive, the SP after the colon may be missing or repeated, Content-Type need
+not be the last header, a body-less SEND may lack a Message-ID, and empty lines between
+frames are skipped (keep-alives).  Serialising (``frame.py``) is strict.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ class FrameParser:
             if len(buf) > limit:
                 raise MsrpParseError("start line too long")
             if buf != b"\r" and not b"MSRP ".startswith(bytes(buf[:5])):
-                raise MsrpParseError("stream does not start with MSRP")
+                raise MsrpParseError("malformed start line")  # fail early on garbage
             self._scan = max(0, len(buf) - 1)
             return False
         if idx > limit:

@@ -123,9 +123,13 @@ class MsrpUri:
         """``msrps`` requires TLS on the connection (RFC 4975 §6)."""
         return self.scheme.lower() == "msrps"
 
-    @property
-    def comparison_key(self) -> tuple[str, str, int | None, str | None, str]:
-        """The parts RFC 4975 §6.1 compares, normalised."""
+    # Computed once: URIs are dict keys on the per-request hot path (session lookup).
+    _key: tuple[str, str, int | None, str | None, str] = attrs.field(
+        init=False, repr=False, alias="_key"
+    )
+
+    @_key.default
+    def _compute_key(self) -> tuple[str, str, int | None, str | None, str]:
         return (
             self.scheme.lower(),
             _host_key(self.host),
@@ -133,6 +137,11 @@ class MsrpUri:
             self.session_id,
             self.transport.lower(),
         )
+
+    @property
+    def comparison_key(self) -> tuple[str, str, int | None, str | None, str]:
+        """The parts RFC 4975 §6.1 compares, normalised."""
+        return self._key
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MsrpUri):

@@ -24,6 +24,7 @@ from focus.msrp import (
     decide_nickname,
     nickname_key,
     parse_use_nickname,
+    report_wrapper,
     route_message,
     same_uri,
 )
@@ -291,3 +292,14 @@ def test_errors_are_one_family() -> None:
         error = cls("x")
         assert isinstance(error, MsrpError) and error.status == status
         assert not error.close_connection
+
+
+def test_report_wrapper_copies_from_and_to() -> None:
+    """A REPORT about a private message carries the original CPIM From and To (§6.2)."""
+    original = CpimMessage.parse(body_of(ex.PRIVATE_F1))
+    content_type, body = report_wrapper(original)
+    wrapper = CpimMessage.parse(body)
+    assert content_type == "message/cpim"
+    assert wrapper.values("From") == original.values("From")
+    assert wrapper.values("To") == original.values("To")
+    assert wrapper.values("DateTime") == []

@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from focus.msrp import (
     ArmTimer,
@@ -561,3 +563,51 @@ def test_rfc_chunked_cpim_example() -> None:
     cpim = CpimMessage.parse(message.body)
     assert cpim.content == b"ABCD1234567890"
     assert cpim.to[0].uri == "sip:bob@example.com"
+
+
+def test_simultaneous_chunk_timeouts_fail_message_once() -> None:
+    """Two chunks timing out together fail the message once and do not crash."""
+    config = MsrpConfig(chunk_size=4096, send_window=65536)
+    conn, out = alice(config)
+    conn.receive_data(answer(sent(out)[0]), 0.0)
+    mid, out = conn.send_message(ALICE, "text/plain", b"x" * 12288, 1.0)
+    assert len(sent(out)) == 3
+    out = conn.handle_timeout(31.0)
+    assert events(out, MessageFailed) == [
+        MessageFailed(ALICE, mid, 408, "no response within the timeout")
+    ]
+    assert len(events(out, TransactionFailed)) == 1
+    assert conn.next_deadline() is None
+
+
+def test_bodyless_send_without_message_id_binds() -> None:
+    """A binding SEND without Message-ID is accepted (lenient; peers differ)."""
+    data = (
+        b"MSRP abcd1234 SEND\r\nTo-Path: "
+        + str(BOB).encode()
+        + b"\r\nFrom-Path: "
+        + str(ALICE).encode()
+        + b"\r\n-------abcd1234$\r\n"
+    )
+    out = bob().receive_data(data, 0.0)
+    assert events(out, SessionBound) and [f.code for f in sent(out)] == [200]
+
+
+def test_unanswered_requests_are_bounded() -> None:
+    """Requests the application never answers are forgotten beyond max_unanswered."""
+    conn = bob(MsrpConfig(max_unanswered=2))
+    for n in range(3):
+        conn.receive_data(_send_frame(f"tid0000{n}", b"hi", mid=f"msg0000{n}"), 0.0)
+    with pytest.raises(KeyError):
+        conn.respond("tid00000", 200, 0.0)
+    assert [f.code for f in sent(conn.respond("tid00002", 200, 0.0))] == [200]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.integers(1, 50))
+def test_arbitrary_bytes_never_raise(data: bytes, step: int) -> None:
+    """Whatever arrives, receive_data returns commands and never raises."""
+    conn = bob(MsrpConfig(max_chunk_size=64), auto_accept=True)
+    for i in range(0, len(data), step):
+        for command in conn.receive_data(data[i : i + step], float(i)):
+            assert isinstance(command, Command.__args__)  # type: ignore[attr-defined]

@@ -391,3 +391,13 @@ def test_serialize_parse_round_trip(
     if body is not None and b"-------" + tid.encode() in body:
         return  # the serializer's id picker never produces this; see test_chunking
     assert FrameParser().feed(data) == [request]
+
+
+def test_frames_before_breakage_are_delivered() -> None:
+    """Frames completed before the stream breaks are returned; the error is kept."""
+    parser = FrameParser()
+    out = parser.feed(ex.FIG2_200 + b"NONSENSE\r\n")
+    assert len(out) == 1 and isinstance(out[0], Response)
+    assert parser.error is not None and parser.error.close_connection
+    with pytest.raises(MsrpError):
+        parser.feed(b"")

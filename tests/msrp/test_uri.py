@@ -121,3 +121,9 @@ def test_arbitrary_text_raises_only_msrp_error(text: str) -> None:
     """Arbitrary text either parses or raises MsrpError, nothing else."""
     with contextlib.suppress(MsrpError):
         MsrpUri.parse(text)
+
+
+def test_userinfo_with_password_is_rejected() -> None:
+    """A userinfo part must not carry a password (RFC 4975 §6)."""
+    with pytest.raises(MsrpParseError):
+        MsrpUri.parse("msrp://bob:secret@host.example.com:1/x;tcp")
