@@ -152,7 +152,14 @@ def make_kemac(
     plain = encode_key_data(key_data)
     return Kemac(
         suite.encr_alg,
-        crypto.aes_cm(keys.encr_key, keys.salt_key, csb_id, t64, plain),
+        crypto.encrypt_key_data(
+            suite.encr_alg,
+            plain,
+            encr_key=keys.encr_key,
+            salt_key=keys.salt_key,
+            csb_id=csb_id,
+            t64=t64,
+        ),
         crypto.MAC_NULL,
         b"",
     )
@@ -167,7 +174,14 @@ def open_kemac(
         )
     if kemac.mac_alg != crypto.MAC_NULL:
         raise PolicyError("KEMAC MAC alg must be NULL (the MAC is in V)", ErrCode.INVALID_MAC)
-    plain = crypto.aes_cm(keys.encr_key, keys.salt_key, csb_id, t64, kemac.encr_data)
+    plain = crypto.decrypt_key_data(
+        kemac.encr_alg,
+        kemac.encr_data,
+        encr_key=keys.encr_key,
+        salt_key=keys.salt_key,
+        csb_id=csb_id,
+        t64=t64,
+    )
     try:
         return decode_key_data(plain)
     except DecodeError as exc:

@@ -44,6 +44,7 @@ __all__ = [
     "aes_kw_unwrap",
     "aes_kw_wrap",
     "compute_mac",
+    "decrypt_key_data",
     "derive_forked_key",
     "derive_message_keys",
     "derive_mpki",
@@ -52,6 +53,7 @@ __all__ = [
     "derive_tgk_key_3830",
     "derive_tpk_keys",
     "derive_vr_keys",
+    "encrypt_key_data",
     "label_3830_psk",
     "label_3830_tgk",
     "label_fork",
@@ -427,6 +429,45 @@ def aes_kw_unwrap(kek: bytes, iv: bytes, ciphertext: bytes) -> bytes:
     if not hmac.compare_digest(a, iv):
         raise AuthenticationError("AES-KW integrity check failed")
     return b"".join(r)
+
+
+def encrypt_key_data(
+    encr_alg: int, plain: bytes, *, encr_key: bytes, salt_key: bytes, csb_id: int, t64: int
+) -> bytes:
+    """KEMAC Encr data for any registered Encr alg (RFC 3830 §4.2.3, RFC 6043 §6.2).
+
+    NULL (0) is the identity; AES-CM-128 (1) / AES-CM-256 (3) need a 14-byte salt_key;
+    AES-KW-128 (2) uses an 8-byte salt_key as the RFC 3394 IV and needs key data whose
+    length is a multiple of 8 bytes (RFC 3830 defines no padding).
+    """
+    if encr_alg == ENCR_NULL:
+        return plain
+    if encr_alg in (ENCR_AES_CM_128, ENCR_AES_CM_256):
+        _check_aes_key(encr_alg, encr_key)
+        return aes_cm(encr_key, salt_key, csb_id, t64, plain)
+    if encr_alg == ENCR_AES_KW_128:
+        _check_aes_key(encr_alg, encr_key)
+        return aes_kw_wrap(encr_key, salt_key, plain)
+    raise PolicyError(f"unsupported KEMAC encr alg {encr_alg}", ErrCode.INVALID_EA)
+
+
+def decrypt_key_data(
+    encr_alg: int, data: bytes, *, encr_key: bytes, salt_key: bytes, csb_id: int, t64: int
+) -> bytes:
+    """Inverse of :func:`encrypt_key_data`; AES-KW integrity failures raise
+    AuthenticationError."""
+    if encr_alg == ENCR_AES_KW_128:
+        _check_aes_key(encr_alg, encr_key)
+        return aes_kw_unwrap(encr_key, salt_key, data)
+    return encrypt_key_data(
+        encr_alg, data, encr_key=encr_key, salt_key=salt_key, csb_id=csb_id, t64=t64
+    )
+
+
+def _check_aes_key(encr_alg: int, key: bytes) -> None:
+    want = 32 if encr_alg == ENCR_AES_CM_256 else 16
+    if len(key) != want:
+        raise ValueError(f"encr alg {encr_alg} needs a {want * 8}-bit key")
 
 
 # -------------------------------------------------------------------------------- MACs

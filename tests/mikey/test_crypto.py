@@ -275,3 +275,39 @@ def test_message_keys_repr_hides_secrets() -> None:
         KEY16, csb_id=1, response=False, rand_i=RAND16, rand_r=None, suite=crypto.SUITE_128
     )
     assert keys.encr_key.hex() not in repr(keys) and "encr_key" not in repr(keys)
+
+
+@pytest.mark.parametrize("alg", [0, 1, 2, 3])
+def test_key_data_encryption_round_trips_for_every_encr_alg(alg: int) -> None:
+    """NULL, AES-CM-128, AES-KW-128 and AES-CM-256 KEMAC encryption invert exactly."""
+    key = bytes(32 if alg == 3 else 16)
+    salt = bytes(range(8 if alg == 2 else 14))
+    plain = bytes(range(40))
+    kw = {"encr_key": key, "salt_key": salt, "csb_id": CSB, "t64": 7}
+    data = crypto.encrypt_key_data(alg, plain, **kw)  # type: ignore[arg-type]
+    assert (data == plain) == (alg == 0)
+    assert crypto.decrypt_key_data(alg, data, **kw) == plain  # type: ignore[arg-type]
+
+
+def test_unknown_encr_alg_is_err_4() -> None:
+    """Encr alg values other than 0–3 raise PolicyError with ERR 4 (Invalid EA)."""
+    with pytest.raises(PolicyError) as info:
+        crypto.encrypt_key_data(9, b"", encr_key=bytes(16), salt_key=bytes(14), csb_id=0, t64=0)
+    assert info.value.err_code == 4
+
+
+def test_aes_kw_salt_is_derived_as_64_bits() -> None:
+    """derive_message_keys(salt_len=8) gives the 64-bit AES-KW IV of RFC 3830 §4.2.3."""
+    keys = crypto.derive_message_keys(
+        KEY16,
+        csb_id=CSB,
+        response=False,
+        rand_i=RAND16,
+        rand_r=None,
+        suite=crypto.SUITE_128,
+        salt_len=8,
+    )
+    cm = crypto.derive_message_keys(
+        KEY16, csb_id=CSB, response=False, rand_i=RAND16, rand_r=None, suite=crypto.SUITE_128
+    )
+    assert keys.salt_key == cm.salt_key[:8]  # same PRF stream, shorter output
