@@ -65,7 +65,7 @@ creators = ["*"]
 )
 
 
-def room(uri: str):  # type: ignore[no-untyped-def]
+def room(uri: str) -> Room:
     found = find_room(POLICY, uri)
     assert found is not None
     return found
