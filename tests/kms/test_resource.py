@@ -194,3 +194,23 @@ def test_engine_bug_is_500_and_the_service_goes_on(engine: FakeEngine) -> None:
     assert b"boom" not in body
     response, _ = post(http, "/resolve", b"x")
     assert response.code == 200
+
+
+def test_one_structured_log_line_per_request(http: StubTreq) -> None:
+    """Each request logs one event with operation, identity, outcome, status and latency."""
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        post(http, "/request", b"hello")
+        post(http, "/resolve", b"bad one")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    lines = [e for e in events if "operation" in e]
+    assert [(e["operation"], e["identity"], e["outcome"], e["status"]) for e in lines] == [
+        ("request", "sip:a@b", "ok", 200),
+        ("resolve", "sip:x@y", "rejected", 403),
+    ]
+    assert all(isinstance(e["latency_ms"], float) for e in lines)
+    assert lines[1]["err"] == 7
