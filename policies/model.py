@@ -96,8 +96,9 @@ def _patterns(value: object) -> tuple[UriPattern, ...]:
 
 @attrs.frozen
 class RateLimit:
-    """Token bucket per participant (sender side): ``messages_per_second`` refill rate and
-    ``burst`` bucket size.  A sender over the limit gets MSRP 413/403 per the switch."""
+    """Token bucket per participant for the messages it sends: ``messages_per_second`` is
+    the refill rate, ``burst`` the bucket size.  What happens to a message over the limit
+    is the MSRP switch's decision."""
 
     messages_per_second: float = attrs.field(default=5.0, validator=_positive_number)
     burst: int = attrs.field(default=20, validator=_positive_int)

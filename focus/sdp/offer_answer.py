@@ -406,8 +406,9 @@ def _msrp_media(
         attributes.append(Attribute("msrp-cema"))
     attributes.append(local.key_mgmt.attribute())
     media = Media(MEDIA_MESSAGE, port, PROTO_MSRP_TLS, ("*",), attributes=tuple(attributes))
-    # RFC 4975 §8.1: c= carries the host of the path URI (the first hop the peer uses).
-    return media, _connection_for(local.path[0].bare_host)
+    # RFC 4975 §8.1: c= carries the host "from the MSRP URI identifying the endpoint in
+    # its path attribute" (the rightmost one; the focus uses no relays, RFC 4976).
+    return media, _connection_for(own.bare_host)
 
 
 def _assemble(

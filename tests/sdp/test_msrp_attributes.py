@@ -323,3 +323,30 @@ def test_address_matching_without_dns() -> None:
     assert address_matches(Connection("ue.example"), 7000, named) is True
     assert address_matches(Connection("192.0.2.1"), 7000, named) is None
     assert address_matches(None, 7000, named) is None
+
+
+@settings(max_examples=200)
+@given(
+    st.sampled_from([parse_path, MsrpUri.parse, Chatroom.parse, SetupRole.parse]),
+    st.text(max_size=80),
+)
+def test_attribute_parsers_raise_only_sdp_errors(parse: object, value: str) -> None:
+    """Every attribute value parser either returns a value or raises SdpError."""
+    assert callable(parse)
+    try:
+        result = parse(value)
+    except SdpError:
+        return
+    if isinstance(result, MsrpUri):
+        assert MsrpUri.parse(str(result)) == result
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet="msrp:/[]0123456789abcdef.;=-+_~@tcp ", max_size=60))
+def test_uri_like_text_round_trips_or_fails_cleanly(value: str) -> None:
+    """URI-shaped text parses to a value that prints back exactly, or raises SdpError."""
+    try:
+        uri = MsrpUri.parse(value)
+    except SdpError:
+        return
+    assert str(uri) == value
