@@ -1,11 +1,15 @@
 """MSRP legs over TLS-PSK: one TCP connection per MSRP session, one PSK per connection.
 
 A *leg* is the transport of one participant's MSRP session (RFC 4975) with the focus.
-This module owns sockets, timers and buffers only; every MSRP decision (session binding,
-responses, REPORTs, relaying) belongs to the pure core ``focus.msrp`` and the conference
-layer. The adapter feeds received bytes to :class:`focus.msrp.parser.FrameParser` and
-hands each frame to a :class:`LegListener`; the listener answers by calling
-:meth:`MsrpLeg.send` with encoded bytes.
+This module owns sockets, timers and buffers only; every MSRP decision (framing, session
+binding, responses, REPORTs, chunking) belongs to the sans-IO core
+:class:`focus.msrp.connection.MsrpConnection`, one per leg, and relaying to the conference
+layer. The adapter feeds received bytes to the core with the clock's ``now`` and carries
+out the commands it returns (:meth:`MsrpLeg.execute`): ``SendBytes`` goes to the leg's
+bounded queue, ``ArmTimer`` (re)arms the leg's one MSRP timer, ``CloseConnection`` ends
+the leg with :class:`LegProtocolError`; every other item is an event for the
+:class:`LegListener` (``MessageReceived``, ``SessionBound``…). The listener acts on the
+core the same way: ``leg.execute(leg.connection.respond(tid, 200, leg.now()))``.
 
 Roles (RFC 6135, RFC 4145; PROFILE.md §8–9; DIGEST.md §8.3). The side that opens the TCP
 connection is "active" and also the TLS client; the other is "passive" and the TLS
@@ -21,8 +25,8 @@ server.
 
 Both report to the listener: ``leg_up`` once the TLS handshake has completed (a TCP
 connection alone is not keyed: Twisted calls ``connectionMade`` before the handshake,
-so the adapter waits for ``IHandshakeListener.handshakeCompleted``), ``frame_received``
-per parsed frame, and ``leg_failed`` with a typed :class:`LegError` when the leg ends
+so the adapter waits for ``IHandshakeListener.handshakeCompleted``), ``msrp_event`` per
+event of the core, and ``leg_failed`` with a typed :class:`LegError` when the leg ends
 without the local side asking (setup timeout, handshake failure/wrong PSK, connection
 lost, protocol error, queue overflow).
 
@@ -45,7 +49,7 @@ from __future__ import annotations
 import contextlib
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
@@ -66,10 +70,23 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer  # type: ignore[import-untyped]
 
-from focus.msrp.config import MsrpConfig
-from focus.msrp.errors import MsrpError
-from focus.msrp.frame import Frame
-from focus.msrp.parser import BadFrame, FrameParser
+from focus.msrp.connection import (
+    ArmTimer,
+    CloseConnection,
+    Command,
+    FrameRejected,
+    MessageAborted,
+    MessageFailed,
+    MessageReceived,
+    MessageSent,
+    MsrpConnection,
+    ReportReceived,
+    RequestReceived,
+    SendBytes,
+    SessionBound,
+    TransactionCompleted,
+    TransactionFailed,
+)
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IAddress
@@ -87,6 +104,7 @@ __all__ = [
     "LegQueueOverflow",
     "LegState",
     "LegTimeout",
+    "MsrpEvent",
     "MsrpLeg",
     "PassiveLeg",
     "PortAllocator",
@@ -172,14 +190,14 @@ class LegConfig:
       passive leg, peer connected and handshake done; for an active leg, connect and
       handshake.
     - ``max_queued_bytes``: bound of each leg's outgoing queue (bytes).
-    - ``msrp``: limits handed to the MSRP frame parser of every leg.
+
+    MSRP limits and timers live in the ``MsrpConfig`` of each leg's ``MsrpConnection``.
     """
 
     host: str = "127.0.0.1"
     port_range: tuple[int, int] = attrs.field(default=(20000, 20999), validator=_port_range)
     setup_timeout: float = attrs.field(default=30.0, validator=_positive)
     max_queued_bytes: int = attrs.field(default=1024 * 1024, validator=_positive)
-    msrp: MsrpConfig = attrs.field(factory=MsrpConfig)
 
 
 class PortAllocator:
@@ -251,6 +269,8 @@ class _Timer(Protocol):
 class LegClock(Protocol):
     """The part of ``IReactorTime`` the legs use (a reactor or ``task.Clock``)."""
 
+    def seconds(self) -> float: ...
+
     def callLater(
         self, delay: float, callable: Callable[..., object], /, *args: object, **kw: object
     ) -> _Timer: ...
@@ -258,25 +278,47 @@ class LegClock(Protocol):
 
 # --- the interface the conference layer implements ------------------------------------
 
+#: What the core reports besides transport commands (see ``focus.msrp.connection``).
+MsrpEvent = (
+    SessionBound
+    | MessageReceived
+    | RequestReceived
+    | MessageAborted
+    | ReportReceived
+    | TransactionCompleted
+    | TransactionFailed
+    | MessageSent
+    | MessageFailed
+    | FrameRejected
+)
+
 
 class LegListener(Protocol):
     """What the conference layer implements to hear from its legs.
 
     Every callback runs in the reactor thread; none may block. A callback may call
-    :meth:`MsrpLeg.send` or :meth:`MsrpLeg.close` on any leg, including the one calling.
-    Exactly one of ``leg_failed`` or a local ``close()`` ends each leg; after either,
-    the leg never calls its listener again.
+    :meth:`MsrpLeg.execute`, :meth:`MsrpLeg.send` or :meth:`MsrpLeg.close` on any leg,
+    including the one calling. Each leg ends either by ``leg_failed`` (the last callback
+    it makes) or by a local ``close()`` (after which it makes none).
     """
 
     def leg_up(self, leg: MsrpLeg) -> None:
-        """The TLS-PSK handshake completed: the leg is keyed and may carry MSRP."""
+        """The TLS-PSK handshake completed: the leg is keyed and may carry MSRP.
 
-    def frame_received(self, leg: MsrpLeg, frame: Frame | BadFrame) -> None:
-        """One MSRP request or response arrived (``BadFrame``: the core rejected it,
-        answer with ``frame.error.status`` as RFC 4975 §7.2 says)."""
+        On an active leg the listener now binds the session by sending the first SEND
+        (RFC 4975 §5.4, RFC 6135): ``leg.execute(leg.connection.open_session(p, leg.now()))``.
+        """
+
+    def msrp_event(self, leg: MsrpLeg, event: MsrpEvent) -> None:
+        """The leg's ``MsrpConnection`` reported ``event`` (a message arrived, a
+        transaction completed…). Answers go back through ``leg.execute``."""
 
     def leg_failed(self, leg: MsrpLeg, error: LegError) -> None:
-        """The leg ended without the local side asking; it is already closed."""
+        """The leg ended without the local side asking; it is already closed.
+
+        Events the core produced for the loss (``TransactionFailed``, ``MessageFailed``,
+        ``MessageAborted`` of pending work) are delivered by ``msrp_event`` just before.
+        """
 
 
 class LegState(enum.Enum):
@@ -341,6 +383,7 @@ class MsrpLeg:
     def __init__(
         self,
         leg_id: str,
+        connection: MsrpConnection,
         listener: LegListener,
         *,
         reactor: TCPReactor,
@@ -348,17 +391,19 @@ class MsrpLeg:
         config: LegConfig,
     ) -> None:
         self.leg_id = leg_id
+        self.connection = connection
         self._listener = listener
         self._reactor = reactor
         self._clock = clock
         self._config = config
         self._state = LegState.NEW
         self._transport: Any = None  # the TLS transport (ITransport + IProducer)
-        self._parser = FrameParser(config.msrp)
         self._queue: deque[bytes] = deque()
         self._queued = 0
         self._write_paused = False
         self._timer: _Timer | None = None
+        self._msrp_timer: _Timer | None = None
+        self._failure_reported = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.leg_id} {self._state.value}>"
@@ -369,10 +414,43 @@ class MsrpLeg:
     def state(self) -> LegState:
         return self._state
 
+    def now(self) -> float:
+        """The clock's time, the ``now`` to pass to the leg's ``MsrpConnection``."""
+        return self._clock.seconds()
+
     @property
     def queued_bytes(self) -> int:
         """Bytes waiting in this leg's own outgoing queue."""
         return self._queued
+
+    def execute(self, commands: Iterable[Command]) -> None:
+        """Carry out what the leg's ``MsrpConnection`` returned, in order.
+
+        ``SendBytes`` → :meth:`send`; ``ArmTimer`` → the leg's MSRP timer, which feeds
+        ``handle_timeout`` back into the core; ``CloseConnection`` (framing lost) → the
+        leg closes its transport after what was written, and fails with
+        :class:`LegProtocolError` once the remaining events were delivered; every other
+        item goes to ``listener.msrp_event``. After a local ``close()`` nothing is
+        delivered any more.
+        """
+        failure: LegError | None = None
+        for command in commands:
+            if isinstance(command, SendBytes):
+                self.send(command.data)
+            elif isinstance(command, ArmTimer):
+                self._arm_msrp_timer(command.deadline)
+            elif isinstance(command, CloseConnection):
+                if failure is None and not self._ended():
+                    failure = LegProtocolError(
+                        f"leg {self.leg_id}: MSRP connection closed by the core: "
+                        f"{command.error.reason}",
+                        command.error.status,
+                    )
+                    self._terminate(LegState.FAILED, graceful=True)
+            elif self._state is not LegState.CLOSED and not self._failure_reported:
+                self._listener.msrp_event(self, command)
+        if failure is not None:
+            self._report_failure(failure)
 
     def send(self, data: bytes) -> None:
         """Queue ``data`` (encoded MSRP) for the peer; never blocks, never raises.
@@ -405,13 +483,10 @@ class MsrpLeg:
         """
         if self._state in _TERMINAL:
             return
-        self._state = LegState.CLOSED
         self._log.info("msrp leg {leg_id} closed locally", leg_id=self.leg_id)
-        self._release()
-        if self._transport is not None:
-            # TLS holds back close_notify while a producer is registered.
-            self._transport.unregisterProducer()
-            self._transport.loseConnection()
+        self._terminate(LegState.CLOSED, graceful=True)
+        # Let the core fail its pending transactions; the local side knows why.
+        self.connection.connection_lost(self.now())
 
     def pause_reading(self) -> None:
         """Stop reading from the peer (TCP then pushes back on it) until resumed."""
@@ -425,12 +500,27 @@ class MsrpLeg:
     # -- subclass hooks ------------------------------------------------------------------
 
     def _release(self) -> None:
-        """Give back what the leg holds besides the connection (timer, port, listener)."""
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        """Give back what the leg holds besides the connection (timers, port, listener)."""
+        for timer in (self._timer, self._msrp_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._timer = self._msrp_timer = None
         self._queue.clear()
         self._queued = 0
+
+    def _arm_msrp_timer(self, deadline: float | None) -> None:
+        if self._msrp_timer is not None and self._msrp_timer.active():
+            self._msrp_timer.cancel()
+        self._msrp_timer = None
+        if deadline is None or self._ended():
+            return
+        delay = max(0.0, deadline - self.now())
+        self._msrp_timer = self._clock.callLater(delay, self._msrp_timer_fired)
+
+    def _msrp_timer_fired(self) -> None:
+        self._msrp_timer = None
+        if not self._ended():
+            self.execute(self.connection.handle_timeout(self.now()))
 
     def _arm_setup_timer(self) -> None:
         self._timer = self._clock.callLater(self._config.setup_timeout, self._setup_timed_out)
@@ -468,17 +558,7 @@ class MsrpLeg:
     def _data_received(self, data: bytes) -> None:
         if self._state is not LegState.UP:
             return
-        try:
-            frames = self._parser.feed(data)
-        except MsrpError as exc:
-            self._fail(
-                LegProtocolError(f"leg {self.leg_id}: MSRP framing lost: {exc.reason}", exc.status)
-            )
-            return
-        for frame in frames:
-            if self._ended():
-                return  # the listener closed or failed this leg meanwhile
-            self._listener.frame_received(self, frame)
+        self.execute(self.connection.receive_data(data, self.now()))
 
     def _ended(self) -> bool:
         return self._state in _TERMINAL
@@ -525,19 +605,42 @@ class MsrpLeg:
             self._queued -= len(data)
             self._transport.write(data)
 
+    def _terminate(self, state: LegState, *, graceful: bool, abort: bool = True) -> None:
+        """Enter a terminal state, give everything back, and end the transport.
+
+        ``graceful``: flush what TLS holds, then close_notify. Otherwise abort, unless
+        ``abort`` is false (the transport is already gone).
+        """
+        self._state = state
+        self._release()
+        transport = self._transport
+        if transport is None:
+            return
+        if graceful:
+            # TLS holds back close_notify while a producer is registered.
+            transport.unregisterProducer()
+            transport.loseConnection()
+        elif abort:
+            transport.abortConnection()
+
     def _fail(self, error: LegError, *, abort: bool = True) -> None:
+        """End the leg for ``error``: the core's loss events first, then ``leg_failed``."""
         if self._state in _TERMINAL:
             return
-        self._state = LegState.FAILED
+        self._terminate(LegState.FAILED, graceful=False, abort=abort)
+        for command in self.connection.connection_lost(self.now()):
+            if not isinstance(command, SendBytes | ArmTimer | CloseConnection):
+                self._listener.msrp_event(self, command)
+        self._report_failure(error)
+
+    def _report_failure(self, error: LegError) -> None:
+        self._failure_reported = True
         self._log.warn(
             "msrp leg {leg_id} failed: {kind}: {why}",
             leg_id=self.leg_id,
             kind=type(error).__name__,
             why=str(error),
         )
-        self._release()
-        if abort and self._transport is not None:
-            self._transport.abortConnection()
         self._listener.leg_failed(self, error)
 
 
@@ -580,6 +683,7 @@ class PassiveLeg(MsrpLeg):
         self,
         leg_id: str,
         creator: object,
+        connection: MsrpConnection,
         listener: LegListener,
         *,
         allocator: PortAllocator,
@@ -587,7 +691,7 @@ class PassiveLeg(MsrpLeg):
         clock: LegClock,
         config: LegConfig,
     ) -> None:
-        super().__init__(leg_id, listener, reactor=reactor, clock=clock, config=config)
+        super().__init__(leg_id, connection, listener, reactor=reactor, clock=clock, config=config)
         self._creator = creator
         self._allocator = allocator
         self._listening: Any = None  # IListeningPort
@@ -661,15 +765,16 @@ class ActiveLeg(MsrpLeg):
         self,
         leg_id: str,
         creator: object,
+        connection: MsrpConnection,
         listener: LegListener,
+        *,
         host: str,
         port: int,
-        *,
         reactor: TCPReactor,
         clock: LegClock,
         config: LegConfig,
     ) -> None:
-        super().__init__(leg_id, listener, reactor=reactor, clock=clock, config=config)
+        super().__init__(leg_id, connection, listener, reactor=reactor, clock=clock, config=config)
         self._creator = creator
         self.host = host
         self.port = port

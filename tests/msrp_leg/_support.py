@@ -12,11 +12,17 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.test.iosim import FakeTransport, IOPump, connect
 
 from focus.adapters.msrp_leg import LegConfig, LegError, MsrpLeg, PassiveLeg, PortAllocator
+from focus.msrp.connection import MsrpConnection
+from focus.msrp.session import SessionParams, SessionRegistry
+from focus.msrp.uri import MsrpUri
 from focus.tls_psk import TLSPSKClientCreator, TLSPSKServerCreator
 from tests.tls_psk._peers import Probe
 
 PSK = bytes(range(16, 48))
 OTHER_PSK = bytes(32)
+
+FOCUS_URI = MsrpUri.parse("msrps://127.0.0.1:20000/focus-s1;tcp")
+ALICE_URI = MsrpUri.parse("msrps://127.0.0.1:9/alice-s1;tcp")
 
 SEND = (
     b"MSRP a786hjs2 SEND\r\n"
@@ -30,6 +36,11 @@ SEND = (
     b"-------a786hjs2$\r\n"
 )
 
+#: The first of two chunks of a 10-octet message (RFC 4975 §7.1: ``+`` = more to come).
+FIRST_CHUNK = SEND.replace(b"Byte-Range: 1-5/5", b"Byte-Range: 1-5/10").replace(
+    b"a786hjs2$", b"a786hjs2+"
+)
+
 
 @attrs.define
 class Recorder:
@@ -40,8 +51,8 @@ class Recorder:
     def leg_up(self, leg: MsrpLeg) -> None:
         self.events.append(("up", leg, None))
 
-    def frame_received(self, leg: MsrpLeg, frame: Any) -> None:
-        self.events.append(("frame", leg, frame))
+    def msrp_event(self, leg: MsrpLeg, event: Any) -> None:
+        self.events.append(("msrp", leg, event))
 
     def leg_failed(self, leg: MsrpLeg, error: LegError) -> None:
         self.events.append(("failed", leg, error))
@@ -52,8 +63,34 @@ class Recorder:
     def failures(self, leg: MsrpLeg | None = None) -> list[LegError]:
         return [e for k, lg, e in self.events if k == "failed" and (leg is None or lg is leg)]
 
-    def frames(self, leg: MsrpLeg | None = None) -> list[Any]:
-        return [f for k, lg, f in self.events if k == "frame" and (leg is None or lg is leg)]
+    def msrp(self, kind: type | None = None, leg: MsrpLeg | None = None) -> list[Any]:
+        """The core's events delivered to this listener, optionally of one type/leg."""
+        return [
+            e
+            for k, lg, e in self.events
+            if k == "msrp" and (leg is None or lg is leg) and (kind is None or isinstance(e, kind))
+        ]
+
+
+def core(
+    local: MsrpUri = FOCUS_URI,
+    peer: MsrpUri = ALICE_URI,
+    *,
+    auto_accept: bool = True,
+    **config: Any,
+) -> MsrpConnection:
+    """An MSRP core for one leg that expects the session ``local`` with peer ``peer``."""
+    from focus.msrp.config import MsrpConfig
+
+    registry = SessionRegistry()
+    registry.add(SessionParams(local_uri=local, peer_path=(peer,)))
+    counter = iter(range(1, 1 << 30))
+    return MsrpConnection(
+        registry=registry,
+        random=lambda n: next(counter).to_bytes(n, "big"),
+        config=MsrpConfig(**config),
+        auto_accept=auto_accept,
+    )
 
 
 def config(**kw: Any) -> LegConfig:
@@ -74,6 +111,7 @@ def passive(
     leg = PassiveLeg(
         leg_id,
         TLSPSKServerCreator(psk),
+        core(),
         listener,
         allocator=allocator,
         reactor=reactor,

@@ -14,15 +14,18 @@ from focus.adapters.msrp_leg import (
     LegTimeout,
     PortAllocator,
 )
-from focus.msrp.frame import Request
+from focus.msrp.connection import MessageReceived, MessageSent, SessionBound, TransactionFailed
+from focus.msrp.session import SessionParams
 from focus.tls_psk import TLSPSKClientCreator
 from tests.msrp_leg._support import (
+    ALICE_URI,
+    FOCUS_URI,
     OTHER_PSK,
     PSK,
-    SEND,
     Recorder,
     accept_from,
     config,
+    core,
     passive,
     server_factory,
 )
@@ -32,9 +35,10 @@ def active(reactor: MemoryReactorClock, rec: Recorder, psk: bytes = PSK, **kw: f
     leg = ActiveLeg(
         "out-1",
         TLSPSKClientCreator(psk),
+        core(ALICE_URI, FOCUS_URI),
         rec,
-        "127.0.0.1",
-        20000,
+        host="127.0.0.1",
+        port=20000,
         reactor=reactor,
         clock=reactor,
         config=config(**kw),
@@ -53,7 +57,8 @@ def test_connects_to_the_given_address_with_the_setup_timeout() -> None:
 
 
 def test_active_and_passive_legs_key_each_other() -> None:
-    """An active leg and a passive leg with the same PSK both come up and exchange MSRP."""
+    """An active and a passive leg with the same PSK come up; the active side binds the
+    session with its first SEND (RFC 4975 §5.4) and a message crosses with its 200."""
     reactor = MemoryReactorClock()
     server_rec, client_rec = Recorder(), Recorder()
     server_leg = passive(reactor, server_rec, PortAllocator(20000, 20009))
@@ -64,10 +69,35 @@ def test_active_and_passive_legs_key_each_other() -> None:
         server_factory(reactor, server_leg.port),  # type: ignore[arg-type]
     )
     assert server_rec.kinds() == client_rec.kinds() == ["up"]
-    client_leg.send(SEND)
+    [params] = [SessionParams(local_uri=ALICE_URI, peer_path=(FOCUS_URI,))]
+    client_leg.execute(client_leg.connection.open_session(params, client_leg.now()))
+    _mid, commands = client_leg.connection.send_message(
+        ALICE_URI, "text/plain", b"hello", client_leg.now()
+    )
+    client_leg.execute(commands)
     pump.flush()
-    [frame] = server_rec.frames()
-    assert isinstance(frame, Request) and frame.body == b"hello"
+    assert [type(e) for e in server_rec.msrp()] == [SessionBound, MessageReceived]
+    assert server_rec.msrp(MessageReceived)[0].body == b"hello"
+    assert len(client_rec.msrp(MessageSent)) == 1
+
+
+def test_unanswered_request_times_out_on_the_leg_clock() -> None:
+    """A SEND nobody answers fails with 408 after the core's 30 s transaction timer,
+    run by the leg's injected clock (RFC 4975 §7.1.1)."""
+    reactor = MemoryReactorClock()
+    rec = Recorder()
+    server_leg = passive(reactor, Recorder(), PortAllocator(20000, 20009))
+    client_leg = active(reactor, rec)
+    accept_from(reactor, reactor.tcpClients[0][2], server_factory(reactor, server_leg.port))  # type: ignore[arg-type]
+    server_leg.pause_reading()  # the peer reads nothing: no 200 will come
+    params = SessionParams(local_uri=ALICE_URI, peer_path=(FOCUS_URI,))
+    client_leg.execute(client_leg.connection.open_session(params, client_leg.now()))
+    reactor.advance(29.0)
+    assert rec.msrp(TransactionFailed) == []
+    reactor.advance(1.0)
+    [failed] = rec.msrp(TransactionFailed)
+    assert failed.code == 408
+    assert client_leg.state is LegState.UP
 
 
 def test_wrong_psk_fails_both_legs() -> None:

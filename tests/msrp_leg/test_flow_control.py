@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.internet.testing import MemoryReactorClock
 
 from focus.adapters.msrp_leg import LegQueueOverflow, LegState, PortAllocator
+from focus.msrp.connection import MessageReceived
 from tests.msrp_leg._support import (
     SEND,
     Recorder,
@@ -106,7 +107,7 @@ def test_pause_reading_stops_delivery_until_resumed() -> None:
     assert io.reading_paused
     probe.transport.write(SEND)
     pump.flush()
-    assert rec.frames() == []
+    assert rec.msrp() == []
     leg.resume_reading()
     pump.flush()
-    assert len(rec.frames()) == 1
+    assert len(rec.msrp(MessageReceived)) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pathlib
 import signal
+import socket
 from typing import Any
 
 import pytest
@@ -22,17 +23,16 @@ from focus.adapters.msrp_leg import (
     PassiveLeg,
     PortAllocator,
 )
-from focus.msrp.frame import Request, Response
-from focus.msrp.uri import MsrpUri
+from focus.msrp.connection import MessageReceived
+from focus.msrp.session import SessionParams
 from focus.tls_psk import TLSPSKClientCreator, TLSPSKConfig, TLSPSKServerCreator
-from tests.msrp_leg._support import SEND
+from tests.msrp_leg._support import ALICE_URI, FOCUS_URI, SEND, core
 from tests.tls_psk._peers import OPENSSL, deadline, free_port, spawn
 
 pytestmark = pytest.mark.interop
 
 PSK = bytes.fromhex("8f1e2d4c5b6a79880f1e2d3c4b5a6978")
 LIMIT = 10.0
-FOCUS_URI = MsrpUri.parse("msrps://127.0.0.1:20000/focus-s1;tcp")
 
 
 def _reactor() -> Any:
@@ -42,8 +42,8 @@ def _reactor() -> Any:
 
 
 class Responder:
-    """A minimal stand-in for the conference layer: answers each SEND with 200 OK
-    (RFC 4975 §7.2: To-Path = leftmost From-Path URI), then closes the leg."""
+    """A minimal stand-in for the conference layer: accepts each complete message with
+    200 through the leg's MSRP core, then closes the leg."""
 
     def __init__(self, close_after_answer: bool = True) -> None:
         self.up: defer.Deferred[MsrpLeg] = defer.Deferred()
@@ -55,11 +55,10 @@ class Responder:
     def leg_up(self, leg: MsrpLeg) -> None:
         self.up.callback(leg)
 
-    def frame_received(self, leg: MsrpLeg, frame: Any) -> None:
-        self.frames.append(frame)
-        if isinstance(frame, Request) and frame.method == "SEND":
-            answer = Response(frame.transaction_id, 200, (frame.from_path[0],), (FOCUS_URI,), "OK")
-            leg.send(answer.encode())
+    def msrp_event(self, leg: MsrpLeg, event: Any) -> None:
+        self.frames.append(event)
+        if isinstance(event, MessageReceived):
+            leg.execute(leg.connection.respond(event.transaction_id, 200, leg.now()))
             if self.close_after_answer:
                 leg.close()
                 self.done.callback(None)
@@ -76,6 +75,7 @@ def _passive(responder: Responder, psk: bytes = PSK, **tls: Any) -> PassiveLeg:
     leg = PassiveLeg(
         "loop-1",
         TLSPSKServerCreator(psk, TLSPSKConfig(**tls)),
+        core(auto_accept=False),
         responder,
         allocator=PortAllocator.from_config(config),
         reactor=_reactor(),
@@ -107,8 +107,8 @@ async def test_raw_send_through_s_client_gets_200() -> None:
     leg = _passive(responder)
     result = await _send_through_s_client(responder, leg)
     assert responder.failures == []
-    [frame] = responder.frames
-    assert isinstance(frame, Request) and frame.body == b"hello"
+    [_bound, message] = responder.frames
+    assert isinstance(message, MessageReceived) and message.body == b"hello"
     assert b"MSRP a786hjs2 200 OK\r\n" in result.out
     assert b"-------a786hjs2$\r\n" in result.out
 
@@ -141,23 +141,29 @@ async def test_active_leg_with_s_server() -> None:
     leg = ActiveLeg(
         "out-1",
         TLSPSKClientCreator(PSK),
+        core(ALICE_URI, FOCUS_URI),
         responder,
-        "127.0.0.1",
-        port,
+        host="127.0.0.1",
+        port=port,
         reactor=_reactor(),
         clock=_reactor(),
         config=LegConfig(setup_timeout=LIMIT),
     )
     leg.start()
     await deadline(_reactor(), responder.up, LIMIT)
-    leg.send(SEND)
+    params = SessionParams(local_uri=ALICE_URI, peer_path=(FOCUS_URI,))
+    leg.execute(leg.connection.open_session(params, leg.now()))
+    _mid, commands = leg.connection.send_message(ALICE_URI, "text/plain", b"hello", leg.now())
+    leg.execute(commands)
     for _ in range(int(LIMIT / 0.05)):  # bounded wait for s_server to print the SEND
-        if b"-------a786hjs2$" in server.out or server.ended.called:
+        if b"hello\r\n-------" in server.out or server.ended.called:
             break
         await _sleep(0.05)
     leg.close()
     await server.ended
-    assert b"MSRP a786hjs2 SEND\r\n" in server.out
+    # The binding SEND (body-less, RFC 4975 §5.4) and then the message.
+    assert server.out.count(b" SEND\r\nTo-Path: msrps://127.0.0.1:20000/focus-s1;tcp") == 2
+    assert b"\r\n\r\nhello\r\n-------" in server.out
     assert responder.failures == []
 
 
@@ -165,6 +171,41 @@ async def _sleep(seconds: float) -> None:
     from twisted.internet.task import deferLater
 
     await deferLater(_reactor(), seconds, lambda: None)
+
+
+async def _capture_shows(capture: pathlib.Path, display_filter: str) -> bytes:
+    reader = spawn(
+        _reactor(), ["/usr/bin/tshark", "-r", str(capture), "-Y", display_filter], timeout=LIMIT
+    )
+    return (await reader.ended).out
+
+
+async def _wait_until_capturing(capture: pathlib.Path, canary: int) -> None:
+    """Send UDP canaries until one shows up in the capture (bounded).
+
+    tshark prints "Capturing on" a moment before packets are really captured; a leg
+    started then can lose its ClientHello, and without it nothing can be decrypted.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        for _ in range(int(LIMIT / 0.2)):
+            udp.sendto(b"canary", ("127.0.0.1", canary))
+            if (await _capture_shows(capture, "udp")).strip():
+                return
+            await _sleep(0.2)
+    raise AssertionError("tshark never captured the canary")
+
+
+async def _wait_for_both_fins(capture: pathlib.Path) -> None:
+    """Poll the growing capture until both sides' FIN are in it (bounded).
+
+    tshark writes packets in batches; stopping it right after the exchange can lose the
+    last batch, so wait until the capture shows the whole connection.
+    """
+    for _ in range(int(LIMIT / 0.2)):
+        if (await _capture_shows(capture, "tcp.flags.fin == 1")).count(b"FIN") >= 2:
+            return
+        await _sleep(0.2)
+    raise AssertionError("the capture never showed both FINs")
 
 
 @pytest_twisted.ensureDeferred
@@ -175,16 +216,19 @@ async def test_tshark_decrypts_a_leg_with_the_key_log(tmp_path: pathlib.Path) ->
     responder = Responder()
     leg = _passive(responder, keylog_path=keylog)
     port = leg.port
+    canary = free_port()
     tshark = spawn(
         _reactor(),
-        ["/usr/bin/tshark", "-i", "lo", "-f", f"tcp port {port}", "-w", str(capture)],
-        timeout=LIMIT * 2,
+        ["/usr/bin/tshark", "-i", "lo", "-f", f"tcp port {port} or udp port {canary}",
+         "-w", str(capture)],
+        timeout=LIMIT * 3,
         marker=b"Capturing on",
-    )
+    )  # fmt: skip
     await deadline(_reactor(), tshark.ready, LIMIT)
+    await _wait_until_capturing(capture, canary)
     result = await _send_through_s_client(responder, leg)
     assert b"200 OK" in result.out
-    await _sleep(0.3)  # let the last segments (FIN/ACK) reach the capture
+    await _wait_for_both_fins(capture)
     tshark.transport.signalProcess(signal.SIGINT)
     await deadline(_reactor(), tshark.ended, LIMIT)
     assert keylog.read_bytes().startswith(b"CLIENT_RANDOM ")

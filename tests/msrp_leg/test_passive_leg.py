@@ -14,13 +14,15 @@ from focus.adapters.msrp_leg import (
     LegTimeout,
     PortAllocator,
 )
-from focus.msrp.frame import Request
-from focus.msrp.parser import BadFrame
+from focus.msrp.connection import FrameRejected, MessageAborted, MessageReceived, SessionBound
 from tests.msrp_leg._support import (
+    FIRST_CHUNK,
+    FOCUS_URI,
     OTHER_PSK,
     SEND,
     Recorder,
     config,
+    core,
     dial,
     passive,
     server_factory,
@@ -133,32 +135,39 @@ def test_wrong_psk_is_a_typed_handshake_failure(
     assert OTHER_PSK.hex() not in str(failure)
 
 
-def test_frames_reach_the_listener(reactor: MemoryReactorClock, allocator: PortAllocator) -> None:
-    """Bytes from the peer are parsed by the MSRP core; each frame reaches the listener."""
+def test_messages_reach_the_listener_and_are_answered(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """Bytes from the peer go to the leg's MSRP core; its events reach the listener and
+    its answer (200 OK) goes back on the leg, whatever the TLS record boundaries."""
     rec = Recorder()
     leg = passive(reactor, rec, allocator)
     _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
     for i in range(0, len(SEND), 7):  # split across TLS records
         probe.transport.write(SEND[i : i + 7])
         pump.flush()
-    [frame] = rec.frames()
-    assert isinstance(frame, Request)
-    assert (frame.method, frame.transaction_id, frame.body) == ("SEND", "a786hjs2", b"hello")
+    assert [type(e) for e in rec.msrp()] == [SessionBound, MessageReceived]
+    [message] = rec.msrp(MessageReceived)
+    assert (message.message_id, message.body) == ("87652491", b"hello")
+    assert message.local_uri == FOCUS_URI
+    assert probe.received.startswith(b"MSRP a786hjs2 200")
+    assert probe.received.endswith(b"-------a786hjs2$\r\n")
 
 
-def test_bad_frame_is_reported_not_fatal(
+def test_bad_frame_is_answered_not_fatal(
     reactor: MemoryReactorClock, allocator: PortAllocator
 ) -> None:
-    """A frame the core rejects arrives as BadFrame; the leg stays up for the next one."""
+    """A frame the core rejects is answered 400 and reported; the leg stays up."""
     rec = Recorder()
     leg = passive(reactor, rec, allocator)
     _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
     bad = SEND.replace(b"Byte-Range: 1-5/5", b"Byte-Range: nonsense")
     probe.transport.write(bad + SEND)
     pump.flush()
-    first, second = rec.frames()
-    assert isinstance(first, BadFrame) and first.error.status == 400
-    assert isinstance(second, Request)
+    [rejected] = rec.msrp(FrameRejected)
+    assert rejected.error.status == 400
+    assert len(rec.msrp(MessageReceived)) == 1
+    assert b"MSRP a786hjs2 400" in probe.received
     assert leg.state is LegState.UP
 
 
@@ -174,8 +183,47 @@ def test_unframeable_stream_fails_the_leg(
     [failure] = rec.failures()
     assert isinstance(failure, LegProtocolError)
     assert failure.status == 400
+    assert rec.kinds()[-1] == "failed"
     assert probe.reason is not None  # the peer saw the connection go
     assert allocator.in_use == frozenset()
+
+
+def test_pending_work_fails_before_leg_failed(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """When a leg is lost mid-message, the core's MessageAborted precedes leg_failed."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    probe.transport.write(FIRST_CHUNK)
+    pump.flush()
+    probe.transport.loseConnection()
+    pump.flush()
+    assert rec.kinds()[-2:] == ["msrp", "failed"]
+    assert isinstance(rec.events[-2][2], MessageAborted)
+    assert isinstance(rec.failures()[0], LegConnectionLost)
+
+
+def test_chunk_reception_timer_runs_on_the_leg_clock(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """The core's ArmTimer is carried out with the injected clock (RFC 7701 §6.1 timer)."""
+    rec = Recorder()
+    leg = passive(reactor, rec, allocator)
+    leg.connection = core(chunk_reception_timeout=100.0)
+    _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    probe.transport.write(
+        SEND.replace(b"Byte-Range: 1-5/5", b"Byte-Range: 1-5/10").replace(
+            b"a786hjs2$", b"a786hjs2+"
+        )
+    )
+    pump.flush()
+    reactor.advance(99.0)
+    assert rec.msrp(MessageAborted) == []
+    reactor.advance(1.0)
+    [aborted] = rec.msrp(MessageAborted)
+    assert aborted.reason == "chunk reception timeout"
+    assert leg.state is LegState.UP
 
 
 def test_send_before_up_is_delivered_after_handshake(
@@ -231,11 +279,11 @@ def test_peer_close_after_up_is_connection_lost(
 def test_listener_may_close_leg_while_frames_arrive(
     reactor: MemoryReactorClock, allocator: PortAllocator
 ) -> None:
-    """A listener that closes the leg on the first frame receives no further frames."""
+    """A listener that closes the leg on the first event receives no further events."""
 
     class Closer(Recorder):
-        def frame_received(self, leg, frame):  # type: ignore[no-untyped-def]
-            super().frame_received(leg, frame)
+        def msrp_event(self, leg, event):  # type: ignore[no-untyped-def]
+            super().msrp_event(leg, event)
             leg.close()
 
     rec = Closer()
@@ -243,7 +291,7 @@ def test_listener_may_close_leg_while_frames_arrive(
     _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
     probe.transport.write(SEND + SEND)
     pump.flush()
-    assert rec.kinds() == ["up", "frame"]
+    assert rec.kinds() == ["up", "msrp"]
 
 
 def test_start_twice_is_an_error(reactor: MemoryReactorClock, allocator: PortAllocator) -> None:
