@@ -41,13 +41,14 @@ class TicketResolution:
 
     `rand_r` is the RANDRr sent in RESOLVE_INIT; PROFILE.md section 6 requires the same
     value in the TRANSFER_RESP that follows. `responder` is the IDRr the KMS answered
-    for (the one we asked as, when the KMS did not name one).
+    for (the one we asked as, when the KMS did not name one). There is deliberately no
+    suite here: the TEK derivation uses the ticket's suite (TRANSFER_INIT), which may
+    differ from the suite of the responder's own exchange with the KMS.
     """
 
     mpki: bytes = attrs.field(repr=False)
     tgk: bytes = attrs.field(repr=False)
     spi: bytes
-    suite: Suite
     responder: str
     rand_r: bytes
 
@@ -204,7 +205,6 @@ class KmsClient:
                 mpki=resolved.mpki,
                 tgk=resolved.tgk,
                 spi=resolved.spi,
-                suite=resolved.suite,
                 responder=resolved.responder or responder,
                 rand_r=rand,
             )

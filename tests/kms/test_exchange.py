@@ -134,3 +134,16 @@ def KEYS_NOT_IN(text: str) -> bool:
     from .conftest import KEYS
 
     return all(repr(k) not in text and k.hex() not in text for k in KEYS.values())
+
+
+def test_256_bit_suite_ticket_resolves_with_32_byte_keys(kms: Kms) -> None:
+    """PROFILE.md section 2: with the 256-bit suite the TGK and MPKi are 32 bytes end to end."""
+    from mikey import SUITE_256
+
+    d = kms.client(BOB, suite=SUITE_256).request_ticket(initiator=BOB, responders=[ALICE])
+    grant = kms.value(d)
+    assert isinstance(grant, TicketGrant)
+    assert len(grant.tgk) == 32 and grant.suite == SUITE_256
+    resolution = kms.value(kms.client(ALICE).resolve_ticket(responder=ALICE, ticket=grant.ticket))
+    assert isinstance(resolution, TicketResolution)
+    assert (resolution.tgk, resolution.mpki) == (grant.tgk, grant.mpki)
