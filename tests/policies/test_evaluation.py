@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
+
+import attrs
 import pytest
 
 from policies import (
@@ -13,6 +16,7 @@ from policies import (
     PolicyError,
     RateLimit,
     Refused,
+    RetryPolicy,
     Room,
     RoomSettings,
     UriPattern,
@@ -239,3 +243,14 @@ def test_policies_built_in_code_are_validated() -> None:
     with pytest.raises(PolicyError):
         RoomSettings(allow=("sip:bad*@x",))
     assert RoomSettings(allow=("*",)).allow == (UriPattern.parse("*"),)
+
+
+def test_demo_example_documents_every_setting() -> None:
+    """examples/demo.toml spells out every room setting, so operators see them all."""
+    document = tomllib.loads(example_path("demo.toml").read_text())
+    defaults = document["defaults"]
+    assert set(defaults) == {f.name for f in attrs.fields(RoomSettings)}
+    assert set(defaults["retry"]) == {f.name for f in attrs.fields(RetryPolicy)}
+    assert set(defaults["rate_limit"]) == {f.name for f in attrs.fields(RateLimit)}
+    # and the values written there are the built-in defaults
+    assert load_policy(example_path("demo.toml")).defaults == RoomSettings()
