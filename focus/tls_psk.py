@@ -328,9 +328,15 @@ def _check_psk(psk: bytes) -> None:
 
 def _keylog_writer(path: pathlib.Path) -> Callable[[SSL.Connection, bytes], None]:
     def write(_conn: SSL.Connection, line: bytes) -> None:
-        # One short append per secret; only ever enabled for debugging.
-        with path.open("ab") as f:
-            f.write(line + b"\n")
+        # One short append per secret; only ever enabled for debugging. An unwritable
+        # file must not break the handshake (this runs inside an OpenSSL callback).
+        try:
+            with path.open("ab") as f:
+                f.write(line + b"\n")
+        except OSError as exc:
+            _log.error(
+                "cannot append to the TLS key log {path}: {why}", path=str(path), why=exc.strerror
+            )
 
     return write
 
@@ -365,6 +371,10 @@ def _build_context(config: TLSPSKConfig, psk_callback: Any, *, server: bool) -> 
     # own callbacks), and the creator keeps the context.
     context._focus_psk_callback = psk_callback  # type: ignore[attr-defined]
     if config.keylog_path is not None:
+        _log.warn(
+            "TLS key log enabled ({path}): whoever reads it can decrypt these legs",
+            path=str(config.keylog_path),
+        )
         context.set_keylog_callback(_keylog_writer(config.keylog_path))
     return context
 

@@ -322,7 +322,7 @@ class LegListener(Protocol):
 
 
 class LegState(enum.Enum):
-    """Lifecycle of a leg. ``UP`` is the only state in which frames flow."""
+    """Lifecycle of a leg. ``UP`` is the only state in which MSRP bytes flow."""
 
     NEW = "new"
     WAITING = "waiting"  # passive: listening; active: connecting
@@ -376,7 +376,7 @@ class _LegProtocol(TwistedProtocol):
 
 
 class MsrpLeg:
-    """Common part of passive and active legs: state, queue, parser, failure reporting."""
+    """Common part of passive and active legs: state, queue, MSRP core, failure reporting."""
 
     _log = Logger()
 

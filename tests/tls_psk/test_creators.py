@@ -240,3 +240,10 @@ def test_unknown_groups_are_refused() -> None:
     """An ECDHE group list OpenSSL does not know fails when the creator is built."""
     with pytest.raises(TLSPSKError, match="groups"):
         TLSPSKServerCreator(PSK, TLSPSKConfig(groups="NOT-A-CURVE"))
+
+
+def test_unwritable_keylog_does_not_break_the_handshake(tmp_path: pathlib.Path) -> None:
+    """A key log path that cannot be written is logged; the handshake still completes."""
+    config = TLSPSKConfig(keylog_path=tmp_path / "missing-dir" / "keys.log")
+    sp, cp = handshake(TLSPSKServerCreator(PSK, config), TLSPSKClientCreator(PSK))
+    assert sp.handshake_done and cp.handshake_done
