@@ -260,7 +260,7 @@ class _Transaction:
     local_uri: MsrpUri
     method: str
     message_id: str | None
-    deadline: float
+    deadline: float | None  # None: Failure-Report partial, no timer
 
 
 @attrs.define
@@ -311,6 +311,8 @@ class MsrpConnection:
         self._awaiting: OrderedDict[str, _Awaiting] = OrderedDict()
         # Message-IDs we sent recently, to correlate REPORTs (§7.3.2); bounded.
         self._sent: OrderedDict[tuple[MsrpUri, str], None] = OrderedDict()
+        self._failed: OrderedDict[tuple[MsrpUri, str], None] = OrderedDict()
+        self._partial: OrderedDict[str, _Transaction] = OrderedDict()
         self._armed: float | None = None
         self._closed = False
 
@@ -331,7 +333,7 @@ class MsrpConnection:
 
     def next_deadline(self) -> float | None:
         """The earliest time :meth:`handle_timeout` must be called, if any."""
-        deadlines = [t.deadline for t in self._transactions.values()]
+        deadlines = [t.deadline for t in self._transactions.values() if t.deadline is not None]
         deadlines.extend(i.deadline for i in self._incoming.values())
         return min(deadlines) if deadlines else None
 
@@ -383,7 +385,8 @@ class MsrpConnection:
         for tid, txn in list(self._transactions.items()):
             # A failed chunk stops its message and drops its sibling transactions, so
             # entries of this snapshot may be gone already.
-            if txn.deadline <= now and self._transactions.pop(tid, None) is not None:
+            due = txn.deadline is not None and txn.deadline <= now
+            if due and self._transactions.pop(tid, None) is not None:
                 self._transaction_failed(tid, txn, 408, "no response within the timeout", out)
         for key, incoming in list(self._incoming.items()):
             if incoming.deadline <= now:
@@ -456,7 +459,7 @@ class MsrpConnection:
                 Chunk(ByteRange(message.next_start, None, message.total), b"", Continuation.ABORT),
             )
             out.append(SendBytes(request.encode()))
-        out.append(MessageFailed(message.params.local_uri, message_id, 0, "aborted"))
+        self._stop_message(message.params.local_uri, message_id, 0, "aborted", out)
         return self._finish(out)
 
     def send_request(
@@ -703,10 +706,12 @@ class MsrpConnection:
         out.append(ReportReceived(params.local_uri, mid, status, request.byte_range))
         if status.namespace == 0 and status.code != 200:
             # A failure REPORT (413 included, §10.5) stops the message (§7.3.2).
-            self._stop_message(mid, status.code, status.comment, out)
+            self._stop_message(params.local_uri, mid, status.code, status.comment, out)
 
     def _on_response(self, response: Response, now: float, out: list[Command]) -> None:
         txn = self._transactions.pop(response.transaction_id, None)
+        if txn is None:
+            txn = self._partial.pop(response.transaction_id, None)
         if txn is None:
             out.append(
                 FrameRejected(
@@ -738,17 +743,28 @@ class MsrpConnection:
         out.append(TransactionFailed(txn.local_uri, tid, txn.method, txn.message_id, code, comment))
         if txn.method == "SEND" and txn.message_id is not None:
             # 413 (§10.5) and every other failure of a chunk stop the whole message.
-            self._stop_message(txn.message_id, code, comment, out)
+            self._stop_message(txn.local_uri, txn.message_id, code, comment, out)
 
     def _stop_message(
-        self, message_id: str, code: int, comment: str | None, out: list[Command]
+        self,
+        local_uri: MsrpUri,
+        message_id: str,
+        code: int,
+        comment: str | None,
+        out: list[Command],
     ) -> None:
+        """Stop sending a message and tell the application, once per message."""
         message = self._outgoing.pop(message_id, None)
-        if message is None:
+        if message is not None:
+            for tid in message.in_flight:
+                self._transactions.pop(tid, None)
+        key = (local_uri, message_id)
+        if key in self._failed:
             return
-        for tid in message.in_flight:
-            self._transactions.pop(tid, None)
-        out.append(MessageFailed(message.params.local_uri, message_id, code, comment))
+        self._failed[key] = None
+        while len(self._failed) > self._config.max_sent_remembered:
+            self._failed.popitem(last=False)
+        out.append(MessageFailed(local_uri, message_id, code, comment))
 
     def _chunk_request(self, message: _Outgoing, chunk: Chunk) -> Request:
         tid = pick_transaction_id(chunk.body, self._random, self._config.id_random_bytes)
@@ -803,8 +819,18 @@ class MsrpConnection:
         self, request: Request, local_uri: MsrpUri, now: float, out: list[Command]
     ) -> None:
         out.append(SendBytes(request.encode()))
-        if request.method == "REPORT" or request.failure_mode is not FailureReport.YES:
-            return  # no response expected, no timer (§5.3, §7.1.1)
+        mode = request.failure_mode
+        if request.method == "REPORT" or mode is FailureReport.NO:
+            return  # no response can come (§7.1.2, §7.1.4)
+        if mode is FailureReport.PARTIAL:
+            # No timer, no 200 will come, but an error response must still reach the
+            # user (§7.1.1): remember the transaction, bounded, without a deadline.
+            self._partial[request.transaction_id] = _Transaction(
+                local_uri, request.method, request.message_id, None
+            )
+            while len(self._partial) > self._config.max_sent_remembered:
+                self._partial.popitem(last=False)
+            return
         self._transactions[request.transaction_id] = _Transaction(
             local_uri=local_uri,
             method=request.method,
@@ -879,6 +905,7 @@ class MsrpConnection:
             out.append(MessageFailed(message.params.local_uri, mid, 408, "connection lost"))
         self._outgoing.clear()
         self._send_queue.clear()
+        self._partial.clear()
         for local, mid in list(self._incoming):
             out.append(MessageAborted(local, mid, "connection lost"))
         self._incoming.clear()

@@ -29,6 +29,7 @@ from .errors import MsrpParseError
 
 __all__ = ["MsrpUri", "format_path", "parse_path"]
 
+_IPV4_RE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _PCT_RE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
@@ -50,20 +51,18 @@ def _host_key(host: str) -> str:
             return "[" + str(ipaddress.IPv6Address(host[1:-1])) + "]"
         except ValueError:
             return host.lower()
-    try:
-        return str(ipaddress.IPv4Address(host))
-    except ValueError:
+    if _IPV4_RE.fullmatch(host):
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            pass
+    if "%" in host:
         return _decode_unreserved(host).lower()
+    return host.lower()
 
 
 def _is_ip(host: str) -> bool:
-    if host.startswith("["):
-        return True
-    try:
-        ipaddress.IPv4Address(host)
-    except ValueError:
-        return False
-    return True
+    return host.startswith("[") or _IPV4_RE.fullmatch(host) is not None
 
 
 @attrs.frozen(eq=False)

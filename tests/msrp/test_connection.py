@@ -611,3 +611,34 @@ def test_arbitrary_bytes_never_raise(data: bytes, step: int) -> None:
     for i in range(0, len(data), step):
         for command in conn.receive_data(data[i : i + step], float(i)):
             assert isinstance(command, Command.__args__)  # type: ignore[attr-defined]
+
+
+def test_partial_error_response_reaches_the_user() -> None:
+    """Failure-Report partial: no timer, yet an error response fails the message (§7.1.1)."""
+    conn, out = alice()
+    conn.receive_data(answer(sent(out)[0]), 0.0)
+    mid, out = conn.send_message(
+        ALICE, "text/plain", b"hi", 1.0, failure_report=FailureReport.PARTIAL
+    )
+    (frame,) = sent(out)
+    assert events(out, MessageSent) and conn.next_deadline() is None
+    out = conn.receive_data(answer(frame, 415), 2.0)
+    assert events(out, TransactionFailed)[0].code == 415
+    assert events(out, MessageFailed) == [MessageFailed(ALICE, mid, 415, "x")]
+
+
+def test_failure_report_after_sent_fails_message_once() -> None:
+    """A failure REPORT after all 200s still fails the message, once (§7.3.2)."""
+    conn, out = alice()
+    conn.receive_data(answer(sent(out)[0]), 0.0)
+    mid, out = conn.send_message(ALICE, "text/plain", b"hi", 1.0)
+    assert events(conn.receive_data(answer(sent(out)[0]), 1.0), MessageSent)
+    report = Request(
+        "rep00001", "REPORT", (ALICE,), (BOB,), message_id=mid, status=Status(408, "gone")
+    )
+    out = conn.receive_data(report.encode(), 2.0)
+    assert events(out, MessageFailed) == [MessageFailed(ALICE, mid, 408, "gone")]
+    again = Request(
+        "rep00002", "REPORT", (ALICE,), (BOB,), message_id=mid, status=Status(408, "gone")
+    )
+    assert events(conn.receive_data(again.encode(), 3.0), MessageFailed) == []
