@@ -387,6 +387,9 @@ def load_config(path: Path | str) -> KmsConfig:
             "give both tls_certificate and tls_key, or neither",
             "tls_key" if cert else "tls_certificate",
         )
+    for name, value in (("tls_certificate", cert), ("tls_key", key)):
+        if value is not None and not _resolve(path, value).is_file():
+            raise src.error(f"no such file: {_resolve(path, value)}", name)
     tpk = _key_from(src, data, "ticket_protection_key", "ticket_protection_key_file")
     skew = _number(src, data, "max_clock_skew", 300.0, minimum=1.0)
     lifetime = _number(src, data, "max_ticket_lifetime", 86400.0, minimum=1.0)

@@ -215,3 +215,11 @@ def test_arbitrary_values_raise_only_config_error(
     )
     with contextlib.suppress(ConfigError):
         load_config(path)
+
+
+def test_missing_tls_files_are_reported_at_load(good: Path) -> None:
+    """A configured certificate that does not exist is a config error, not a start-up crash."""
+    good.write_text('tls_certificate = "c.pem"\ntls_key = "k.pem"\n' + GOOD)
+    with pytest.raises(ConfigError, match="no such file") as info:
+        load_config(good)
+    assert (info.value.key, info.value.line) == ("tls_certificate", 1)

@@ -203,3 +203,20 @@ def test_sighup_handler_is_installed_and_restored(
     finally:
         service.stopService()
     assert signal.getsignal(signal.SIGHUP) == previous
+
+
+def test_configured_tls_pair_is_used_and_nothing_is_generated(
+    tmp_path: Path, reactor: MemoryReactorClock
+) -> None:
+    """With tls_certificate and tls_key set, the KMS serves them and makes no files."""
+    elsewhere = tmp_path / "pki"
+    elsewhere.mkdir()
+    pair = ensure_self_signed(elsewhere / "x.toml", names=["127.0.0.1"], now=NOW)
+    path = tmp_path / "kms.toml"
+    path.write_text(f'tls_certificate = "{pair.certificate}"\ntls_key = "{pair.key}"\n' + CONFIG)
+    service = make_service(load_config(path), reactor=reactor)
+    service.startService()
+    service.stopService()
+    assert len(reactor.sslServers) == 1
+    assert service.tls is not None and service.tls.certificate == pair.certificate
+    assert not list(tmp_path.glob("*.pem"))
