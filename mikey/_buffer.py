@@ -45,20 +45,20 @@ class Buffer:
         self._pos += length
         return out
 
-    def _pull_int(self, length: int) -> int:
+    def pull_uint(self, length: int) -> int:
         return int.from_bytes(self.pull_bytes(length), "big")
 
     def pull_uint8(self) -> int:
-        return self._pull_int(1)
+        return self.pull_uint(1)
 
     def pull_uint16(self) -> int:
-        return self._pull_int(2)
+        return self.pull_uint(2)
 
     def pull_uint32(self) -> int:
-        return self._pull_int(4)
+        return self.pull_uint(4)
 
     def pull_uint64(self) -> int:
-        return self._pull_int(8)
+        return self.pull_uint(8)
 
     def sub(self, length: int) -> Buffer:
         """Carve a length-prefixed block; the caller must consume it exactly (``expect_end``)."""
@@ -88,22 +88,22 @@ class Writer:
     def push_bytes(self, data: bytes) -> None:
         self._out += data
 
-    def _push_int(self, value: int, length: int) -> None:
+    def push_uint(self, value: int, length: int) -> None:
         if not 0 <= value < 1 << (8 * length):
             raise ValueError(f"{value} does not fit in {length} bytes")
         self._out += value.to_bytes(length, "big")
 
     def push_uint8(self, value: int) -> None:
-        self._push_int(value, 1)
+        self.push_uint(value, 1)
 
     def push_uint16(self, value: int) -> None:
-        self._push_int(value, 2)
+        self.push_uint(value, 2)
 
     def push_uint32(self, value: int) -> None:
-        self._push_int(value, 4)
+        self.push_uint(value, 4)
 
     def push_uint64(self, value: int) -> None:
-        self._push_int(value, 8)
+        self.push_uint(value, 8)
 
     def push_block16(self, data: bytes) -> None:
         """16-bit length prefix then data (ID, KEMAC, SP params, TP/Ticket data...)."""

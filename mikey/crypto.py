@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import math
 
@@ -488,7 +487,3 @@ def verify_mac(auth_alg: int, auth_key: bytes, data: bytes, mac: bytes) -> None:
     """Raise AuthenticationError unless ``mac`` is the MAC of ``data`` (constant time)."""
     if not hmac.compare_digest(compute_mac(auth_alg, auth_key, data), mac):
         raise AuthenticationError("MAC verification failed")
-
-
-def _sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()

@@ -399,14 +399,14 @@ def _pull_ts_value(buf: Buffer, ts_type: int) -> int:
     length = _TS_LENGTH.get(ts_type)
     if length is None:
         raise DecodeError(f"unknown TS type {ts_type}")
-    return buf._pull_int(length)
+    return buf.pull_uint(length)
 
 
 def _push_ts_value(w: Writer, ts_type: int, value: int) -> None:
     length = _TS_LENGTH.get(ts_type)
     if length is None:
         raise ValueError(f"unknown TS type {ts_type}")
-    w._push_int(value, length)
+    w.push_uint(value, length)
 
 
 @attrs.frozen
@@ -783,7 +783,7 @@ class TicketPolicy(_PayloadBase):
     def _pull_body(cls, buf: Buffer) -> TicketPolicy:
         ticket_type = buf.pull_uint16()
         subtype, version = buf.pull_uint8(), buf.pull_uint8()
-        word = buf._pull_int(3)
+        word = buf.pull_uint(3)
         tp_data = buf.pull_bytes(buf.pull_uint16())
         return cls(
             ticket_type,
@@ -799,7 +799,7 @@ class TicketPolicy(_PayloadBase):
         w.push_uint16(self.ticket_type)
         w.push_uint8(self.subtype)
         w.push_uint8(self.version)
-        w._push_int(self.prf << 17 | int(self.flags) & _FLAG_MASK | self.reserved, 3)
+        w.push_uint(self.prf << 17 | int(self.flags) & _FLAG_MASK | self.reserved, 3)
         w.push_block16(encode_payload_chain(self.payloads))
 
     # Convenience views of TP Data -------------------------------------------------

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mikey
 from mikey.payloads import DataType, GenericIdMap, Message, TicketFlags
 
+from ._kms import MiniKms
 from .conftest import ALICE, BOB, KMS, NOW, Run
 
 
@@ -222,3 +225,225 @@ def test_error_for_copies_csb_id_and_prf(run128: Run) -> None:
     assert err.csb_id == 0x01020304 and err.err_codes == (0,)
     assert mikey.build_error_for(data, err_code=0, now=NOW) is None
     assert mikey.build_error_for(b"\x01\x0b", err_code=0, now=NOW) is None
+
+
+def _ti_with(run: Run, **changes: object) -> mikey.TransferInit:
+    return attrs.evolve(mikey.peek_transfer_init(run.transfer_init), **changes)
+
+
+@pytest.mark.parametrize("flag", ["F", "G", "H", "O"])
+def test_profile_check_needs_the_profile_flags(run128: Run, flag: str) -> None:
+    """Tickets without F, G, H or O cannot be used by our responder (ERR 15)."""
+    ti = mikey.peek_transfer_init(run128.transfer_init)
+    policy = attrs.evolve(ti.ticket_policy, flags=mikey.PROFILE_FLAGS & ~TicketFlags[flag])
+    with pytest.raises(mikey.PolicyError) as info:
+        mikey.check_transfer_init_profile(attrs.evolve(ti, ticket_policy=policy), responder=BOB)
+    assert info.value.err_code == mikey.ErrCode.INVALID_TPPAR
+
+
+@pytest.mark.parametrize(
+    ("cs_change", "code"),
+    [
+        ({"session_data": b"\x00\x00\x00\x01"}, mikey.ErrCode.INVALID_SPPAR),
+        ({"spi": b""}, mikey.ErrCode.INVALID_SPPAR),
+        ({"policies": (0, 1)}, mikey.ErrCode.INVALID_SPPAR),
+        ({"prot_type": 0}, mikey.ErrCode.INVALID_SP),
+    ],
+)
+def test_profile_check_refuses_non_tls_sessions(
+    run128: Run, cs_change: dict[str, object], code: mikey.ErrCode
+) -> None:
+    """A CS with session data, without SPI, with several policies or of SRTP is refused."""
+    ti = mikey.peek_transfer_init(run128.transfer_init)
+    cs = attrs.evolve(ti.crypto_sessions[0], **cs_change)
+    with pytest.raises(mikey.PolicyError) as info:
+        mikey.check_transfer_init_profile(attrs.evolve(ti, crypto_sessions=(cs,)), responder=BOB)
+    assert info.value.err_code == code
+
+
+def test_profile_check_refuses_kemac_and_empty_or_duplicate_sessions(run128: Run) -> None:
+    """L=0: no KEMAC; at least one CS; CS IDs unique."""
+    for change in ({"has_kemac": True}, {"crypto_sessions": ()}):
+        with pytest.raises(mikey.PolicyError):
+            mikey.check_transfer_init_profile(_ti_with(run128, **change), responder=BOB)
+    ti = mikey.peek_transfer_init(run128.transfer_init)
+    dup = _ti_with(run128, crypto_sessions=ti.crypto_sessions * 2)
+    with pytest.raises(mikey.PolicyError):
+        mikey.check_transfer_init_profile(dup, responder=BOB)
+
+
+def test_profile_check_responder_not_in_ticket(run128: Run) -> None:
+    """A TRANSFER_INIT addressed to us with a ticket not naming us is refused (ERR 7)."""
+    ti = _ti_with(run128, responder="sip:carol@example.net")
+    with pytest.raises(mikey.PolicyError) as info:
+        mikey.check_transfer_init_profile(ti, responder="sip:carol@example.net")
+    assert info.value.err_code == mikey.ErrCode.INVALID_ID
+
+
+def test_several_crypto_sessions_get_distinct_psks(run128: Run) -> None:
+    """With cs_ids=(1, 2) each MSRP m-line's CS yields its own TEK (PROFILE §5, §7)."""
+    ti = mikey.build_transfer_init(
+        grant=run128.grant,
+        initiator=ALICE,
+        responder=BOB,
+        now=NOW,
+        csb_id=9,
+        rand=run128.rand_i,
+        cs_ids=(1, 2),
+    )
+    peek = mikey.peek_transfer_init(ti)
+    mikey.check_transfer_init_profile(peek, responder=BOB)
+    assert [cs.cs_id for cs in peek.crypto_sessions] == [1, 2]
+    tr = mikey.build_transfer_resp(
+        transfer_init=ti, mpki=run128.resolved.mpki, responder=BOB, rand_r=run128.rand_r, now=NOW
+    )
+    resp = mikey.verify_transfer_resp(tr, transfer_init=ti, mpki=run128.grant.mpki, now=NOW)
+    assert [cs.policies for cs in resp.crypto_sessions] == [(0,), (0,)]
+    psks = {
+        mikey.derive_tls_psk(
+            tgk=run128.grant.tgk, cs_id=c, rand_i=run128.rand_i, rand_r=run128.rand_r
+        )
+        for c in (1, 2)
+    }
+    assert len(psks) == 2
+
+
+def test_wrong_message_type_is_refused_with_err_11(run128: Run) -> None:
+    """Feeding a message of another data type to a verifier raises ERR 11 (Invalid DT)."""
+    with pytest.raises(mikey.PolicyError) as info:
+        mikey.peek_transfer_init(run128.request_init)
+    assert info.value.err_code == mikey.ErrCode.INVALID_DT
+    with pytest.raises(mikey.PolicyError):
+        mikey.read_error(run128.transfer_init)
+
+
+def test_kms_identity_check(run128: Run) -> None:
+    """verify_request_init/verify_resolve_init with kms= refuse messages for another KMS."""
+    with pytest.raises(mikey.PolicyError) as info:
+        mikey.verify_request_init(
+            run128.request_init, psk=run128.psk_i, now=NOW, kms="sip:other@kms"
+        )
+    assert info.value.err_code == mikey.ErrCode.INVALID_ID
+    mikey.verify_resolve_init(run128.resolve_init, psk=run128.psk_r, now=NOW, kms=KMS)
+
+
+def test_psk_id_travels_as_idrpsk_byte_string(run128: Run) -> None:
+    """psk_id is sent as IDRpsk (role 4, ID type 2) and is covered by the MAC."""
+    ri = mikey.build_request_init(
+        psk=run128.psk_i,
+        initiator=ALICE,
+        kms=KMS,
+        responders=[BOB],
+        now=NOW,
+        csb_id=1,
+        rand=b"r" * 16,
+        psk_id=b"key-7",
+    )
+    assert mikey.peek_request_init(ri).psk_id == b"key-7"
+    msg = Message.decode(ri)
+    idrpsk = msg.idr(4)
+    assert idrpsk is not None and idrpsk.id_type == 2
+    assert mikey.verify_request_init(ri, psk=run128.psk_i, now=NOW).psk_id == b"key-7"
+
+
+def test_builders_refuse_short_keys_and_rands() -> None:
+    """PSKs under 128 bits and RANDs under 16 bytes are programming errors (ValueError)."""
+    with pytest.raises(ValueError, match="128"):
+        mikey.build_request_init(
+            psk=b"k" * 15,
+            initiator=ALICE,
+            kms=KMS,
+            responders=[BOB],
+            now=NOW,
+            csb_id=1,
+            rand=b"r" * 16,
+        )
+    with pytest.raises(ValueError, match="RAND"):
+        mikey.build_request_init(
+            psk=b"k" * 16,
+            initiator=ALICE,
+            kms=KMS,
+            responders=[BOB],
+            now=NOW,
+            csb_id=1,
+            rand=b"r" * 15,
+        )
+
+
+ident = st.from_regex(r"sip:[a-z]{1,12}@[a-z]{1,10}\.example", fullmatch=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    suite=st.sampled_from([mikey.SUITE_128, mikey.SUITE_256]),
+    seed=st.binary(min_size=8, max_size=8),
+    initiator=ident,
+    responder=ident,
+    csb_ids=st.tuples(*[st.integers(0, 2**32 - 1)] * 3),
+    now=st.floats(1_000_000_000, 3_000_000_000),
+)
+def test_any_exchange_agrees_on_the_psk(
+    suite: mikey.Suite,
+    seed: bytes,
+    initiator: str,
+    responder: str,
+    csb_ids: tuple[int, int, int],
+    now: float,
+) -> None:
+    """For any keys, identities, CSB IDs and times, both ends derive the same PSK."""
+    import hashlib
+
+    def rnd(label: str, n: int) -> bytes:
+        return hashlib.shake_256(seed + label.encode()).digest(n)
+
+    n, r = suite.key_len, suite.rand_len
+    kms = MiniKms(KMS, {initiator: rnd("pi", n), responder: rnd("pr", n)}, rnd("tpk", n), suite)
+    if initiator == responder:
+        return
+    ri = mikey.build_request_init(
+        psk=rnd("pi", n),
+        initiator=initiator,
+        kms=KMS,
+        responders=[responder],
+        now=now,
+        csb_id=csb_ids[0],
+        rand=rnd("ri", r),
+        suite=suite,
+    )
+    rr = kms.request(
+        ri, now=now, mpk=rnd("mpk", n), tgk=rnd("tgk", n), spi=rnd("spi", 4), rand=rnd("tr", r)
+    )
+    grant = mikey.read_request_resp(rr, request_init=ri, psk=rnd("pi", n), now=now)
+    ti = mikey.build_transfer_init(
+        grant=grant,
+        initiator=initiator,
+        responder=responder,
+        now=now,
+        csb_id=csb_ids[1],
+        rand=rnd("i", r),
+    )
+    peek = mikey.peek_transfer_init(ti)
+    mikey.check_transfer_init_profile(peek, responder=responder, now=now)
+    rs = mikey.build_resolve_init(
+        psk=rnd("pr", n),
+        responder=responder,
+        kms=KMS,
+        ticket=peek.ticket,
+        now=now,
+        csb_id=csb_ids[2],
+        rand_r=rnd("r", r),
+        suite=suite,
+    )
+    resolved = mikey.read_resolve_resp(
+        kms.resolve(rs, now=now), resolve_init=rs, psk=rnd("pr", n), now=now
+    )
+    mikey.verify_transfer_init(ti, mpki=resolved.mpki, now=now)
+    tr = mikey.build_transfer_resp(
+        transfer_init=ti, mpki=resolved.mpki, responder=responder, rand_r=rnd("r", r), now=now
+    )
+    resp = mikey.verify_transfer_resp(tr, transfer_init=ti, mpki=grant.mpki, now=now)
+    assert mikey.derive_tls_psk(
+        tgk=grant.tgk, cs_id=1, rand_i=rnd("i", r), rand_r=resp.rand_r, suite=suite
+    ) == mikey.derive_tls_psk(
+        tgk=resolved.tgk, cs_id=1, rand_i=peek.rand_i, rand_r=rnd("r", r), suite=suite
+    )
