@@ -288,7 +288,17 @@ class SipStack:
 
     def datagram_received(self, data: bytes, source: Target) -> None:
         """A datagram from the network."""
-        self._guard("datagram", lambda: self.ua.datagram_received(data, source, self.now()))
+
+        def handle() -> None:
+            error = self.ua.datagram_received(data, source, self.now())
+            if error is not None:
+                self.log.info(
+                    "dropped malformed datagram from {source}: {error}",
+                    source=source,
+                    error=error.detail,
+                )
+
+        self._guard("datagram", handle)
 
     def connection_made(self, proto: SipStreamProtocol) -> None:
         """Register a connection for reuse and send what waited for it."""

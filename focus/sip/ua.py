@@ -418,16 +418,17 @@ class UserAgent:
         self._emit(Send(msg.encode(), target))
 
     # ------------------------------------------------------------------ transport input
-    def datagram_received(self, data: bytes, source: Target, now: float) -> None:
-        """A UDP datagram from ``source``.  Unparseable datagrams are dropped (there is
-        nothing to answer to); the error is returned for logging."""
+    def datagram_received(self, data: bytes, source: Target, now: float) -> SipError | None:
+        """A UDP datagram from ``source``.  A datagram that does not parse as a message is
+        dropped (there is no request to answer); the error is returned for logging."""
         self._enter()
         try:
             try:
                 msg = parse_datagram(data, self.config.limits)
-            except SipError:
-                return
+            except SipError as exc:
+                return exc
             self._message(msg, source, now)
+            return None
         finally:
             self._leave()
 
@@ -541,6 +542,12 @@ class UserAgent:
         except SipError as exc:
             if not incoming.answered:
                 self._respond_error(incoming, exc, now)
+        except Exception:
+            # A failing application must not leave the peer waiting: answer 500, then
+            # let the adapter log the error.
+            if not incoming.answered:
+                incoming.respond(500, now=now)
+            raise
 
     def _respond_error(self, incoming: IncomingRequest, exc: SipError, now: float) -> None:
         headers: list[tuple[str, object]] = []
@@ -758,9 +765,8 @@ class UserAgent:
                 entry = self._server.pop(key, None)
                 if entry is not None:
                     self._forget_merge(key)
-            elif isinstance(o, TimedOut):
-                entry = self._server.get(key)
-                # §17.2.1 Timer H: no ACK for our failure response; nothing to tell the app.
+            # TimedOut (Timer H: no ACK for our failure response) needs no action: the
+            # Terminated output that follows forgets the transaction.
 
     def _forget_merge(self, key: tuple[str, ...]) -> None:
         for mkey in [m for m, k in self._merge.items() if k == key]:
