@@ -21,7 +21,6 @@ from mikey.payloads import (
     KeyData,
     Message,
     Payload,
-    Ticket,
     Timestamp,
     TimestampR,
     TsType,
@@ -36,24 +35,9 @@ Spec = tuple[type, int | None, int, int]
 
 def mac_input(msg: Message, appended: bytes, *, exclude_initiator_data: bool = False) -> bytes:
     """The bytes the V payload's MAC covers (the message must end with V)."""
-    if not msg.raw:
-        msg = msg.with_raw()
     if not msg.payloads or not isinstance(msg.payloads[-1], Verification):
         raise PolicyError("the V payload must be the last payload", ErrCode.UNSPECIFIED)
-    raw = msg.raw
-    v_start = msg.spans[-1][0]
-    cut: list[tuple[int, int]] = []
-    if exclude_initiator_data:
-        for payload, (_, end) in zip(msg.payloads, msg.spans, strict=True):
-            if isinstance(payload, Ticket):
-                cut.append((end - payload.initiator_data_size, end))
-    out = bytearray()
-    pos = 0
-    for start, end in cut:
-        out += raw[pos:start]
-        pos = end
-    out += raw[pos : v_start + 2]
-    return bytes(out) + appended
+    return msg.mac_coverage(exclude_initiator_data=exclude_initiator_data) + appended
 
 
 def seal(

@@ -1105,6 +1105,29 @@ class Message:
             raise DecodeError(f"malformed MIKEY message: {exc}") from exc
         return cls(header, payloads, raw, spans)
 
+    def mac_coverage(self, *, exclude_initiator_data: bool = False) -> bytes:
+        """The bytes of this message a V MAC covers, before anything is appended.
+
+        RFC 6043 §5.5 / RFC 3830 §5.2: the message as sent except the MAC field itself
+        (V's Next and Auth alg bytes are covered); with ``exclude_initiator_data`` the
+        Initiator Data length and Initiator Data of every TICKET are left out too (the
+        TRANSFER_INIT rule). The message must end with a V payload.
+        """
+        msg = self if self.raw else self.with_raw()
+        if not msg.payloads or not isinstance(msg.payloads[-1], Verification):
+            raise ValueError("the message does not end with a V payload")
+        raw = msg.raw
+        v_start = msg.spans[-1][0]
+        out = bytearray()
+        pos = 0
+        if exclude_initiator_data:
+            for payload, (_, end) in zip(msg.payloads, msg.spans, strict=True):
+                if isinstance(payload, Ticket):
+                    out += raw[pos : end - payload.initiator_data_size]
+                    pos = end
+        out += raw[pos : v_start + 2]
+        return bytes(out)
+
     # Accessors ------------------------------------------------------------------------
     def all(self, kind: type[_P]) -> tuple[_P, ...]:
         return tuple(p for p in self.payloads if isinstance(p, kind))

@@ -139,3 +139,17 @@ def test_flipping_any_covered_base_ticket_byte_fails(run: Run) -> None:
         bad = ticket[:i] + bytes([ticket[i] ^ 0x04]) + ticket[i + 1 :]
         with pytest.raises(mikey.MikeyError):
             mikey.open_base_ticket(bad, tpk=run.kms.tpk)
+
+
+def test_mac_coverage_cuts_exactly_the_mac_and_initiator_data(run: Run) -> None:
+    """Message.mac_coverage drops the MAC field, and with the TRANSFER_INIT rule the
+    Initiator Data length + Initiator Data, nothing else."""
+    extra = b"\x09\x01" + bytes(20)
+    data = _with_initiator_data(run.transfer_init, extra)
+    msg = Message.decode(data)
+    mac_len = run.suite.mac_len
+    assert msg.mac_coverage() == data[:-mac_len]
+    covered = msg.mac_coverage(exclude_initiator_data=True)
+    assert len(covered) == len(data) - mac_len - 2 - len(extra)
+    cut = data.index(b"\x00\x16" + extra)
+    assert covered == data[:cut] + data[cut + 2 + len(extra) : -mac_len]
