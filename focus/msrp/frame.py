@@ -287,6 +287,20 @@ class Response:
 
 Frame = Request | Response
 
+#: headers that may appear once only (RFC 4975 §9 defines each as a single value).
+_SINGLE_HEADERS = frozenset(
+    {
+        "to-path",
+        "from-path",
+        "message-id",
+        "byte-range",
+        "success-report",
+        "failure-report",
+        "status",
+        "content-type",
+    }
+)
+
 
 def build_frame(
     *,
@@ -311,15 +325,16 @@ def build_frame(
     status: Status | None = None
     content_type: str | None = None
     extra: list[Header] = []
+    seen: set[str] = set()
     for name, value in headers:
         key = name.lower()
+        if key in _SINGLE_HEADERS:
+            if key in seen:
+                raise MsrpParseError(f"duplicate {name} header")
+            seen.add(key)
         if key == "to-path":
-            if to_path:
-                raise MsrpParseError("duplicate To-Path")
             to_path = parse_path(value)
         elif key == "from-path":
-            if from_path:
-                raise MsrpParseError("duplicate From-Path")
             from_path = parse_path(value)
         elif method is None:
             extra.append((name, value))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -28,7 +29,7 @@ ALICE = MsrpUri.parse("msrp://alice.example.com:7777/iau39soe2843z;tcp")
 BOB = MsrpUri.parse("msrp://bob.example.com:8888/9di4eae923wzd;tcp")
 
 
-def normal(items: list[object]) -> list[object]:
+def normal(items: Sequence[object]) -> list[object]:
     """Make parser output comparable (errors compare by type, status and reason)."""
     out: list[object] = []
     for item in items:
@@ -91,6 +92,7 @@ def test_canonical_encoding_is_byte_exact() -> None:
     """Frames written in the canonical header order re-encode byte for byte."""
     for frame in (ex.FIG2_SEND, ex.FIG2_200, ex.POSITIVE_SEND, ex.POSITIVE_REPORT, ex.NICK_F1):
         (parsed,) = FrameParser().feed(frame)
+        assert isinstance(parsed, Request | Response)
         assert parsed.encode() == frame
 
 
@@ -273,6 +275,8 @@ def test_non_send_body_limit() -> None:
         (b"Byte-Range: 1-25/25", b"Success-Report: perhaps"),
         (b"Byte-Range: 1-25/25", b"Byte-Range: 1-25/25\r\nTo-Path: msrp://x.example:1/a;tcp"),
         (b"Message-ID: 87652491", b"Message-ID: a"),
+        (b"Message-ID: 87652491", b"Message-ID: 87652491\r\nMessage-ID: 87652492"),
+        (b"Content-Type: text/plain", b"Content-Type: text/plain\r\nContent-Type: text/html"),
         (b"Message-ID: 87652491", b"X-Nothing"),
         (b"Message-ID: 87652491", b": empty-name"),
         (b"Message-ID: 87652491", b"X-Bin: \xff\xfe"),
@@ -341,8 +345,8 @@ def test_any_split_equals_one_shot(prefix: bytes, junk: bytes, cuts: list[int]) 
                 out.extend(parser.feed(piece))
         except MsrpError as exc:
             return normal(out), (type(exc), exc.status, exc.reason)
-        exc = parser.error
-        return normal(out), None if exc is None else (type(exc), exc.status, exc.reason)
+        error = parser.error
+        return normal(out), None if error is None else (type(error), error.status, error.reason)
 
     points = sorted({min(c, len(data)) for c in cuts})
     pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
