@@ -2,11 +2,16 @@
 
 Pure: depends on attrs and cryptography only. Time and random bytes are parameters.
 
-Modules: :mod:`mikey.payloads` (binary codec of every payload and message),
+Modules: :mod:`mikey.payloads` (binary codec of every payload and message; a decoded
+``Message`` keeps its raw bytes and payload spans for MAC coverage),
 :mod:`mikey.crypto` (PRF, derivations, AES-CM, AES-KW, MACs), :mod:`mikey.exchanges`
 (the MIKEY-TICKET messages of PROFILE.md as builders and verifiers; its docstring lists
 payload order and MAC coverage per message), :mod:`mikey.ticket` (RFC 6043 Appendix A
-base ticket), :mod:`mikey.replay` (bounded replay cache), :mod:`mikey.errors`.
+base ticket), :mod:`mikey.replay` (bounded replay cache, strict and keep-newest),
+:mod:`mikey.forking` (Initiator Data, RFC 6043 §6.10), :mod:`mikey.ntp` (timestamps),
+:mod:`mikey.errors` (one error family; ``err_code`` is the MIKEY ERR to answer with).
+
+Everything re-exported here is the stable API other packages use (MIKEY-API.md).
 """
 
 from mikey.crypto import SUITE_128, SUITE_256, Suite
