@@ -40,8 +40,11 @@ peer_accept_types=("*",), peer_accept_wrapped_types=(), peer_max_size=None)``
     One negotiated session (from SDP).  ``SessionRegistry`` (shared by every connection of
     an endpoint): ``add(params)``, ``remove(local_uri)``, ``lookup(uri)``,
     ``bind(uri, connection_id)`` (481/506), ``unbind_connection(connection_id)``.
-``MsrpConnection(registry=, random=, connection_id=None, config=None, auto_accept=False)``
-    One per transport connection.  Inputs, each returning ``list[Command]``:
+``MsrpConnection(registry=, random=, connection_id=None, config=None, auto_accept=False,
+expected=None)``
+    One per transport connection; ``expected`` = the session URIs this connection may
+    bind (a passive TLS-PSK leg passes its one session: no connection sharing, 481).
+    Inputs, each returning ``list[Command]``:
     ``open_session(params, now)`` (active side: bind + empty SEND, RFC 4975 §5.4),
     ``receive_data(data, now)``, ``handle_timeout(now)``, ``connection_lost(now)``,
     ``send_message(local_uri, content_type, body, now, *, message_id=None,

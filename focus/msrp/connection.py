@@ -285,6 +285,11 @@ class MsrpConnection:
     naming this connection in it.  ``random(n)`` supplies random bytes for transaction ids
     and Message-IDs.  With ``auto_accept`` every complete message is answered 200 by the
     core; otherwise the application answers with :meth:`respond`.
+
+    ``expected`` restricts which session URIs may be bound to this connection (481 for
+    others, even if the registry knows them).  In this profile every session has its own
+    TLS-PSK connection (PROFILE §9), so a passive leg passes its one session URI: a peer
+    keyed for one session must not bind another session it learnt the URI of.
     """
 
     def __init__(
@@ -295,12 +300,14 @@ class MsrpConnection:
         connection_id: Hashable | None = None,
         config: MsrpConfig | None = None,
         auto_accept: bool = False,
+        expected: Iterable[MsrpUri] | None = None,
     ) -> None:
         self._config = config if config is not None else MsrpConfig()
         self._registry = registry
         self._random = random
         self._id: Hashable = connection_id if connection_id is not None else id(self)
         self._auto_accept = auto_accept
+        self._expected = None if expected is None else frozenset(expected)
         self._parser = FrameParser(self._config)
         self._sessions: dict[MsrpUri, SessionParams] = {}
         self._transactions: dict[str, _Transaction] = {}
@@ -576,6 +583,8 @@ class MsrpConnection:
         params = self._sessions.get(local_uri)
         if params is not None:
             return params
+        if self._expected is not None and local_uri not in self._expected:
+            raise MsrpSessionUnknown("session not expected on this connection")
         params = self._registry.bind(local_uri, self._id)
         self._sessions[local_uri] = params
         out.append(SessionBound(local_uri))

@@ -644,3 +644,15 @@ def test_failure_report_after_sent_fails_message_once() -> None:
         "rep00002", "REPORT", (ALICE,), (BOB,), message_id=mid, status=Status(408, "gone")
     )
     assert events(conn.receive_data(again.encode(), 3.0), MessageFailed) == []
+
+
+def test_expected_sessions_restrict_binding() -> None:
+    """A connection keyed for one session cannot bind another registered session (481)."""
+    registry = SessionRegistry()
+    registry.add(BOB_SESSION)
+    other = MsrpUri.parse("msrp://bob.example.com:8888/othersession;tcp")
+    registry.add(SessionParams(local_uri=other, peer_path=(ALICE,)))
+    conn = MsrpConnection(registry=registry, random=counter_random(), expected=[other])
+    out = conn.receive_data(ex.BASIC_4, 0.0)  # To-Path: Bob's first session
+    assert [f.code for f in sent(out)] == [481]
+    assert registry.bound_to(BOB) is None
