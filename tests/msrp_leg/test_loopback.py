@@ -17,6 +17,7 @@ from twisted.internet import defer
 from focus.adapters.msrp_leg import (
     ActiveLeg,
     LegConfig,
+    LegConnectionLost,
     LegError,
     LegHandshakeFailed,
     MsrpLeg,
@@ -125,6 +126,59 @@ async def test_wrong_psk_through_s_client_is_a_typed_failure() -> None:
     assert b"200 OK" not in result.out
 
 
+def _active(responder: Responder, port: int, psk: bytes = PSK) -> ActiveLeg:
+    leg = ActiveLeg(
+        "out-1",
+        TLSPSKClientCreator(psk),
+        core(ALICE_URI, FOCUS_URI),
+        responder,
+        host="127.0.0.1",
+        port=port,
+        reactor=_reactor(),
+        clock=_reactor(),
+        config=LegConfig(setup_timeout=LIMIT),
+    )
+    leg.start()
+    return leg
+
+
+@pytest_twisted.ensureDeferred
+async def test_passive_leg_refuses_a_second_tcp_connection() -> None:
+    """Once a passive leg has its connection, its port refuses any other connection."""
+    server_side = Responder(close_after_answer=False)
+    passive_leg = _passive(server_side)
+    client_side = Responder(close_after_answer=False)
+    active_leg = _active(client_side, passive_leg.port)  # type: ignore[arg-type]
+    await deadline(_reactor(), server_side.up, LIMIT)
+    await deadline(_reactor(), client_side.up, LIMIT)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", passive_leg.port), timeout=2).close()  # type: ignore[arg-type]
+    active_leg.close()
+    await deadline(_reactor(), server_side.done, LIMIT)
+    assert [type(f) for f in server_side.failures] == [LegConnectionLost]
+
+
+@pytest_twisted.ensureDeferred
+async def test_active_leg_wrong_psk_with_s_server() -> None:
+    """An active leg whose PSK s_server does not hold fails with LegHandshakeFailed."""
+    port = free_port()
+    server = spawn(
+        _reactor(),
+        [OPENSSL, "s_server", "-nocert", "-tls1_2", "-psk", bytes(16).hex(),
+         "-accept", f"127.0.0.1:{port}", "-naccept", "1"],
+        timeout=LIMIT,
+        marker=b"ACCEPT",
+    )  # fmt: skip
+    await deadline(_reactor(), server.ready, LIMIT)
+    responder = Responder()
+    _active(responder, port)
+    await deadline(_reactor(), responder.done, LIMIT)
+    await server.ended
+    [failure] = responder.failures
+    assert isinstance(failure, LegHandshakeFailed)
+    assert any("bad record mac" in r for r in failure.reasons)
+
+
 @pytest_twisted.ensureDeferred
 async def test_active_leg_with_s_server() -> None:
     """An active leg (TLS client, empty identity) delivers a SEND to openssl s_server."""
@@ -138,18 +192,7 @@ async def test_active_leg_with_s_server() -> None:
     )  # fmt: skip
     await deadline(_reactor(), server.ready, LIMIT)
     responder = Responder()
-    leg = ActiveLeg(
-        "out-1",
-        TLSPSKClientCreator(PSK),
-        core(ALICE_URI, FOCUS_URI),
-        responder,
-        host="127.0.0.1",
-        port=port,
-        reactor=_reactor(),
-        clock=_reactor(),
-        config=LegConfig(setup_timeout=LIMIT),
-    )
-    leg.start()
+    leg = _active(responder, port)
     await deadline(_reactor(), responder.up, LIMIT)
     params = SessionParams(local_uri=ALICE_URI, peer_path=(FOCUS_URI,))
     leg.execute(leg.connection.open_session(params, leg.now()))

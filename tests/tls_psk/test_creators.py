@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import subprocess
 from typing import Any
@@ -247,3 +248,25 @@ def test_unwritable_keylog_does_not_break_the_handshake(tmp_path: pathlib.Path) 
     config = TLSPSKConfig(keylog_path=tmp_path / "missing-dir" / "keys.log")
     sp, cp = handshake(TLSPSKServerCreator(PSK, config), TLSPSKClientCreator(PSK))
     assert sp.handshake_done and cp.handshake_done
+
+
+def test_callback_lives_as_long_as_the_connection() -> None:
+    """The PSK callback survives the creator: a connection alone keeps its context and
+    callback alive through garbage collection and still completes the handshake."""
+    import gc
+
+    server_conn = TLSPSKServerCreator(PSK).serverConnectionForTLS(None)
+    client_conn = TLSPSKClientCreator(PSK).clientConnectionForTLS(None)
+    gc.collect()
+    server_conn.set_accept_state()
+    client_conn.set_connect_state()
+    for _ in range(10):
+        for conn, peer in ((client_conn, server_conn), (server_conn, client_conn)):
+            with contextlib.suppress(SSL.WantReadError):
+                conn.do_handshake()
+            with contextlib.suppress(SSL.WantReadError):
+                peer.bio_write(conn.bio_read(65536))
+    assert server_conn.get_cipher_name() == "ECDHE-PSK-CHACHA20-POLY1305"
+    client_conn.send(b"keyed")
+    server_conn.bio_write(client_conn.bio_read(65536))
+    assert server_conn.recv(100) == b"keyed"
