@@ -293,9 +293,26 @@ def _check_ciphers(_instance: object, _attribute: object, value: str) -> None:
     expand_cipher_list(value)
 
 
+def _check_groups(_instance: object, _attribute: object, value: str) -> None:
+    _set_groups(SSL.Context(SSL.TLS_METHOD), value)
+
+
+def _check_dh_path(_instance: object, _attribute: object, value: pathlib.Path | None) -> None:
+    if value is not None:
+        _load_dh_file(SSL.Context(SSL.TLS_METHOD), value)
+
+
+def _load_dh_file(context: SSL.Context, path: pathlib.Path) -> None:
+    try:
+        context.load_tmp_dh(str(path))
+    except (SSL.Error, OSError) as exc:
+        raise TLSPSKError(f"cannot load DH parameters (PEM) from {path}") from exc
+
+
 @attrs.frozen
 class TLSPSKConfig:
-    """TLS settings shared by every leg; validated when built (bad ciphers fail here).
+    """TLS settings shared by every leg; validated when built, so a bad cipher list,
+    group list or DH file fails at start-up, not at the first handshake.
 
     - ``ciphers``: OpenSSL cipher string, PROFILE.md §9 *(config)*.
     - ``groups``: ECDHE groups for the ECDHE-PSK suites.
@@ -307,8 +324,8 @@ class TLSPSKConfig:
     """
 
     ciphers: str = attrs.field(default=DEFAULT_CIPHERS, validator=_check_ciphers)
-    groups: str = DEFAULT_GROUPS
-    dh_params_path: pathlib.Path | None = None
+    groups: str = attrs.field(default=DEFAULT_GROUPS, validator=_check_groups)
+    dh_params_path: pathlib.Path | None = attrs.field(default=None, validator=_check_dh_path)
     keylog_path: pathlib.Path | None = None
 
 
@@ -360,7 +377,7 @@ def _build_context(config: TLSPSKConfig, psk_callback: Any, *, server: bool) -> 
     raw = _raw_context(context)
     if server:
         if config.dh_params_path is not None:
-            context.load_tmp_dh(str(config.dh_params_path))
+            _load_dh_file(context, config.dh_params_path)
         else:
             _load_dh_pem(context, FFDHE2048_PEM)
         lib.SSL_CTX_set_psk_server_callback(raw, psk_callback)

@@ -237,10 +237,20 @@ def test_non_tls_loss_is_not_a_tls_failure() -> None:
     assert classify_tls_failure(Failure(ConnectionLost()), handshake_done=True) is None
 
 
-def test_unknown_groups_are_refused() -> None:
-    """An ECDHE group list OpenSSL does not know fails when the creator is built."""
+def test_unknown_groups_are_refused_at_config_time() -> None:
+    """An ECDHE group list OpenSSL does not know fails when the config is built."""
     with pytest.raises(TLSPSKError, match="groups"):
-        TLSPSKServerCreator(PSK, TLSPSKConfig(groups="NOT-A-CURVE"))
+        TLSPSKConfig(groups="NOT-A-CURVE")
+
+
+def test_unreadable_dh_file_is_refused_at_config_time(tmp_path: pathlib.Path) -> None:
+    """A DH parameter path that is missing or not PEM fails when the config is built."""
+    with pytest.raises(TLSPSKError, match="DH parameters"):
+        TLSPSKConfig(dh_params_path=tmp_path / "missing.pem")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"not a pem file")
+    with pytest.raises(TLSPSKError, match="DH parameters"):
+        TLSPSKConfig(dh_params_path=garbage)
 
 
 def test_unwritable_keylog_does_not_break_the_handshake(tmp_path: pathlib.Path) -> None:
