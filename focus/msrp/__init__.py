@@ -84,7 +84,7 @@ RFC 7701 switch decisions (pure; raise the MsrpError to answer with)
 --------------------------------------------------------------------
 ``ChatRoom(uri, max_message_size=None, private_messages=True, nicknames=True,
 reserved_nicknames=frozenset())``, ``Participant(key, uris, accept_types=("message/cpim",),
-accept_wrapped_types=("*",), private_messages=False, nickname=None)``.
+accept_wrapped_types=(), private_messages=False, nickname=None)``.
 ``route_message(room, sender, participants, content_type, body, *, equal=same_uri) ->
 Route(private, cpim, deliveries: tuple[Delivery(key, content_type, body, unwrapped)],
 skipped)``: 413/415/400/403/404/428 as RFC 7701 §6 says.

@@ -107,13 +107,15 @@ class Participant:
 
     ``key`` names the session for the caller (leg id); ``uris`` are the URIs the user is
     known by (AoR, anonymous URI …, §6.1); the type lists are what the participant's SDP
-    declared; ``private_messages`` is the ``private-messages`` chatroom token (§8).
+    declared (RFC 4975 §8.6: a type may be wrapped if listed in either list);
+    ``private_messages`` is the ``private-messages`` chatroom token (§8).
     """
 
     key: Hashable
     uris: tuple[str, ...]
     accept_types: tuple[str, ...] = ("message/cpim",)
-    accept_wrapped_types: tuple[str, ...] = ("*",)
+    #: absent ``a=accept-wrapped-types`` means none: only accept-types may be wrapped.
+    accept_wrapped_types: tuple[str, ...] = ()
     private_messages: bool = False
     nickname: str | None = None
 

@@ -32,10 +32,17 @@ from focus.msrp import (
 from . import examples as ex
 
 ROOM = ChatRoom(uri="sip:chatroom22@chat.example.com")
-ALICE = Participant("alice-leg", ("sip:alice@atlanta.example.com",), private_messages=True)
-BOB = Participant("bob-leg", ("sip:bob@example.com",), private_messages=True)
-BOB2 = Participant("bob-leg-2", ("sip:bob@example.com",), private_messages=True)
-CHARLIE = Participant("charlie-leg", ("sip:charlie@example.com",))
+ANY = ("*",)
+ALICE = Participant(
+    "alice-leg", ("sip:alice@atlanta.example.com",), accept_wrapped_types=ANY, private_messages=True
+)
+BOB = Participant(
+    "bob-leg", ("sip:bob@example.com",), accept_wrapped_types=ANY, private_messages=True
+)
+BOB2 = Participant(
+    "bob-leg-2", ("sip:bob@example.com",), accept_wrapped_types=ANY, private_messages=True
+)
+CHARLIE = Participant("charlie-leg", ("sip:charlie@example.com",), accept_wrapped_types=ANY)
 ROSTER = (ALICE, BOB, CHARLIE)
 
 
@@ -71,7 +78,7 @@ def test_rfc7701_regular_message_fans_out_unchanged() -> None:
 
 def test_everyone_but_the_sending_session() -> None:
     """A user's other session gets the message; the sending session does not (§6.1)."""
-    alice2 = Participant("alice-leg-2", ALICE.uris)
+    alice2 = Participant("alice-leg-2", ALICE.uris, accept_wrapped_types=ANY)
     route = route_message(ROOM, ALICE, (*ROSTER, alice2), "message/cpim", cpim([ROOM.uri]))
     assert [d.key for d in route.deliveries] == ["bob-leg", "charlie-leg", "alice-leg-2"]
 
@@ -150,10 +157,13 @@ def test_malformed_cpim_is_400() -> None:
 def test_rfc7701_private_message() -> None:
     """RFC 7701 §9.4: a CPIM To naming Bob reaches only Bob's sessions."""
     alice = Participant("alice-leg", ("sip:alice@example.com",), private_messages=True)
+    strict = Participant("strict", ("sip:bob@example.com",), private_messages=True)
     body = body_of(ex.PRIVATE_F1)
-    route = route_message(ROOM, alice, (alice, BOB, BOB2, CHARLIE), "message/cpim", body)
+    route = route_message(ROOM, alice, (alice, BOB, BOB2, strict, CHARLIE), "message/cpim", body)
     assert route.private
     assert [d.key for d in route.deliveries] == ["bob-leg", "bob-leg-2"]
+    # A session that listed no wrapped types cannot take CPIM-wrapped text/plain.
+    assert route.skipped == ("strict",)
     assert all(d.body == body for d in route.deliveries)
 
 
@@ -173,7 +183,7 @@ def test_private_to_incapable_is_428() -> None:
 
 def test_private_partial_support_skips_incapable_sessions() -> None:
     """Only the recipient's sessions that support private messages get a copy."""
-    bob_old = Participant("bob-old", BOB.uris, private_messages=False)
+    bob_old = Participant("bob-old", BOB.uris, accept_wrapped_types=ANY)
     route = route_message(
         ROOM, ALICE, (ALICE, BOB, bob_old), "message/cpim", cpim(["sip:bob@example.com"])
     )
