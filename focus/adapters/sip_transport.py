@@ -113,14 +113,21 @@ class NamesResolver:
 
 
 def tls_server_options(cert_path: str, key_path: str) -> ssl.CertificateOptions:
-    """CertificateOptions from PEM files (certificate chain and private key)."""
+    """CertificateOptions from PEM files: the certificate (followed by its chain, if any)
+    and the private key.  Loaded with ``cryptography`` (pyOpenSSL's own X509/PKey objects
+    are deprecated)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     with open(cert_path, "rb") as f:
-        cert_pem = f.read()
+        chain = x509.load_pem_x509_certificates(f.read())
     with open(key_path, "rb") as f:
-        key_pem = f.read()
-    cert: Any = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)  # type: ignore[no-untyped-call]
-    options: ssl.CertificateOptions = cert.options()
-    return options
+        key = load_pem_private_key(f.read(), password=None)
+    return ssl.CertificateOptions(
+        privateKey=key,  # type: ignore[arg-type]
+        certificate=chain[0],  # type: ignore[arg-type]
+        extraCertChain=chain[1:] or None,  # type: ignore[arg-type]
+    )
 
 
 def _target(transport: str, address: IAddress) -> Target:
