@@ -271,9 +271,10 @@ class LegClock(Protocol):
 
     def seconds(self) -> float: ...
 
+    # Returns an IDelayedCall; typed Any because mypy cannot match zope interfaces.
     def callLater(
-        self, delay: float, callable: Callable[..., object], /, *args: object, **kw: object
-    ) -> _Timer: ...
+        self, delay: float, callable: Callable[..., object], *args: object, **kw: object
+    ) -> Any: ...
 
 
 # --- the interface the conference layer implements ------------------------------------
