@@ -23,7 +23,8 @@ Values and codecs
     Incremental, bounded, split-anywhere safe.  Raises ``MsrpError`` with
     ``close_connection=True`` when framing is lost (then stays broken).  A ``BadFrame``
     (``transaction_id``, ``method`` or ``None`` for a response, ``error``, recovered
-    ``to_path``/``from_path``/``failure_report``) is a frame skipped up to its end-line.
+    ``to_path``/``from_path``/``failure_report``/``message_id``) is a frame skipped up to
+    its end-line.
 ``MsrpConfig(...)``
     Every bound and timer (start line, header line/count/bytes, chunk size, message size,
     pending messages, transaction timeout 30 s, chunk reception timeout 540 s, outgoing

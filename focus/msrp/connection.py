@@ -596,6 +596,10 @@ class MsrpConnection:
         out.append(FrameRejected(bad.transaction_id, bad.error))
         if bad.method is None or bad.method == "REPORT" or not bad.to_path or not bad.from_path:
             return
+        local = bad.to_path[-1]
+        if bad.error.status == 413 and bad.message_id is not None and local in self._sessions:
+            # A chunk above the limit: refuse the rest of that message too (§10.5).
+            self._remember_rejected((local, bad.message_id))
         request = Request(
             transaction_id=bad.transaction_id,
             method=bad.method,
@@ -603,7 +607,7 @@ class MsrpConnection:
             from_path=bad.from_path,
             failure_report=bad.failure_report,
         )
-        self._answer(request, bad.to_path[-1], bad.error.status, bad.error.reason, out)
+        self._answer(request, local, bad.error.status, bad.error.reason, out)
 
     def _on_request(self, request: Request, now: float, out: list[Command]) -> None:
         try:

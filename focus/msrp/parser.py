@@ -46,6 +46,7 @@ from .frame import (
     Frame,
     Header,
     build_frame,
+    is_ident,
 )
 from .uri import MsrpUri, parse_path
 
@@ -72,7 +73,8 @@ class BadFrame:
 
     ``method`` is ``None`` for a response.  ``to_path``/``from_path``/``failure_report`` are
     what could be recovered, so the receiver can answer the request with ``error.status``
-    when RFC 4975 §7.2 asks for a response.
+    when RFC 4975 §7.2 asks for a response; ``message_id`` lets it refuse the later chunks
+    of a message whose chunk was too large (413, §10.5).
     """
 
     transaction_id: str
@@ -81,6 +83,7 @@ class BadFrame:
     to_path: tuple[MsrpUri, ...] = ()
     from_path: tuple[MsrpUri, ...] = ()
     failure_report: FailureReport | None = None
+    message_id: str | None = None
 
 
 def _salvage(
@@ -90,10 +93,13 @@ def _salvage(
     to_path: tuple[MsrpUri, ...] = ()
     from_path: tuple[MsrpUri, ...] = ()
     failure: FailureReport | None = None
+    message_id: str | None = None
     for name, value in headers:
         key = name.lower()
         try:
-            if key == "to-path" and not to_path:
+            if key == "message-id" and message_id is None and is_ident(value):
+                message_id = value
+            elif key == "to-path" and not to_path:
                 to_path = parse_path(value)
             elif key == "from-path" and not from_path:
                 from_path = parse_path(value)
@@ -101,7 +107,7 @@ def _salvage(
                 failure = FailureReport(value)
         except (MsrpError, ValueError):
             continue
-    return BadFrame(transaction_id, method, error, to_path, from_path, failure)
+    return BadFrame(transaction_id, method, error, to_path, from_path, failure, message_id)
 
 
 class FrameParser:

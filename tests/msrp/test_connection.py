@@ -656,3 +656,16 @@ def test_expected_sessions_restrict_binding() -> None:
     out = conn.receive_data(ex.BASIC_4, 0.0)  # To-Path: Bob's first session
     assert [f.code for f in sent(out)] == [481]
     assert registry.bound_to(BOB) is None
+
+
+def test_oversized_chunk_rejects_rest_of_message() -> None:
+    """A chunk above max_chunk_size gets 413 and so do later chunks of its message (§10.5)."""
+    conn = bob(MsrpConfig(max_chunk_size=16), auto_accept=True)
+    conn.receive_data(_send_frame("tid00000", None), 0.0)  # bind
+    big = _send_frame(
+        "tid00001", b"a" * 40, byte_range=ByteRange(1, None, 44), flag=Continuation.MORE
+    )
+    assert [f.code for f in sent(conn.receive_data(big, 0.0))] == [413]
+    rest = _send_frame("tid00002", b"bbbb", byte_range=ByteRange(41, 44, 44))
+    out = conn.receive_data(rest, 0.0)
+    assert [f.code for f in sent(out)] == [413] and not events(out, MessageReceived)
