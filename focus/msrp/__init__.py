@@ -21,7 +21,9 @@ Values and codecs
     ``Continuation.COMPLETE/MORE/ABORT`` (``$``/``+``/``#``).
 ``FrameParser(config=MsrpConfig()).feed(data) -> list[Request | Response | BadFrame]``
     Incremental, bounded, split-anywhere safe.  Raises ``MsrpError`` with
-    ``close_connection=True`` when framing is lost (then stays broken).  A ``BadFrame``
+    ``close_connection=True`` when framing is lost (then stays broken); if frames were
+    completed earlier in the same call they are returned and the error is in
+    ``parser.error`` (check it after each ``feed``; the next call raises it).  A ``BadFrame``
     (``transaction_id``, ``method`` or ``None`` for a response, ``error``, recovered
     ``to_path``/``from_path``/``failure_report``/``message_id``) is a frame skipped up to
     its end-line.
@@ -94,6 +96,18 @@ skipped)``: 413/415/400/403/404/428 as RFC 7701 §6 says.
 ``report_wrapper(original_cpim) -> (content_type, body)`` for REPORTs about private
 messages (§6.2).  ``parse_use_nickname(value)``, ``nickname_key(nickname)`` (NFC + casefold + space
 trimming: simplified RFC 7700), ``same_uri(a, b)``.
+
+Relay flow for the conference (RFC 7701 §6)
+-------------------------------------------
+On ``MessageReceived`` from a participant's connection: ``route = route_message(room,
+sender, roster, ev.content_type, ev.body)``; for each ``Delivery`` call the recipient
+connection's ``send_message(its_local_uri, d.content_type, d.body, now)`` (new
+Message-ID and transaction ids per copy; recipients' REPORTs are not forwarded); then
+``conn.respond(ev.transaction_id, 200, now)``.  If ``route_message`` raises
+``MsrpError`` as ``exc``: ``conn.respond(ev.transaction_id, exc.status, now,
+exc.reason)`` (Failure-Report decides whether anything is sent).  On
+``RequestReceived`` with method NICKNAME: ``decide_nickname(...)`` → 200 or the error's
+status.
 
 Errors
 ------
@@ -173,6 +187,7 @@ from .frame import (
     Status,
     end_line,
     is_ident,
+    reason_phrase,
 )
 from .media import MediaType, accepts, is_cpim
 from .parser import BadFrame, FrameParser
@@ -247,6 +262,7 @@ __all__ = [
     "parse_path",
     "parse_use_nickname",
     "pick_transaction_id",
+    "reason_phrase",
     "report_wrapper",
     "route_message",
     "same_uri",

@@ -34,6 +34,7 @@ __all__ = [
     "Status",
     "end_line",
     "is_ident",
+    "reason_phrase",
 ]
 
 Header = tuple[str, str]
