@@ -424,12 +424,19 @@ class MsrpConnection:
         """Queue a message for the peer of ``local_uri``; return its Message-ID.
 
         Raises :class:`MsrpUnsupportedMediaType` if the peer did not list ``content_type``
-        in its accept-types (RFC 4975 §8.6), :class:`MsrpSessionUnknown` if the session is
-        not bound here.
+        in its accept-types (RFC 4975 §8.6), :class:`MsrpLimitExceeded` above the peer's
+        ``a=max-size``, :class:`MsrpSessionUnknown` if the session is not bound here.
+
+        Chunks are emitted whole, so ``chunk_size`` also bounds how long a response or
+        REPORT may wait behind a chunk (RFC 4975 §7.1.1 asks to interrupt chunks above
+        2048 octets for them; in memory, a whole chunk is the interruption unit).
         """
         params = self._session(local_uri)
         if not accepts(params.peer_accept_types, content_type):
             raise MsrpUnsupportedMediaType("the peer does not accept this media type")
+        if params.peer_max_size is not None and len(body) > params.peer_max_size:
+            # a=max-size is a hint the sender SHOULD respect (RFC 4975 §8.6).
+            raise MsrpLimitExceeded("message larger than the peer's a=max-size")
         mid = (
             message_id
             if message_id is not None

@@ -26,6 +26,7 @@ from focus.msrp import (
     MessageSent,
     MsrpConfig,
     MsrpConnection,
+    MsrpLimitExceeded,
     MsrpSessionUnknown,
     MsrpUnsupportedMediaType,
     MsrpUri,
@@ -669,3 +670,15 @@ def test_oversized_chunk_rejects_rest_of_message() -> None:
     rest = _send_frame("tid00002", b"bbbb", byte_range=ByteRange(41, 44, 44))
     out = conn.receive_data(rest, 0.0)
     assert [f.code for f in sent(out)] == [413] and not events(out, MessageReceived)
+
+
+def test_peer_max_size_enforced_on_send() -> None:
+    """We do not send a message above the peer's a=max-size (§8.6)."""
+    registry = SessionRegistry()
+    params = SessionParams(local_uri=ALICE, peer_path=(BOB,), peer_max_size=4)
+    registry.add(params)
+    conn = MsrpConnection(registry=registry, random=counter_random())
+    conn.open_session(params, 0.0)
+    with pytest.raises(MsrpLimitExceeded):
+        conn.send_message(ALICE, "text/plain", b"12345", 0.0)
+    conn.send_message(ALICE, "text/plain", b"1234", 0.0)
