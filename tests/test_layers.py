@@ -5,7 +5,16 @@ import sys
 
 import pytest
 
-PURE = ["mikey", "policies", "focus.sip", "focus.sdp", "focus.msrp", "focus.conference"]
+PURE = [
+    "mikey",
+    "policies",
+    "focus.sip",
+    "focus.sdp",
+    "focus.msrp",
+    "focus.keying",
+    "focus.config",
+    "focus.conference",
+]
 
 
 @pytest.mark.parametrize("package", PURE)
