@@ -172,12 +172,14 @@ class SipStreamProtocol(TwistedProtocol):
 
     def connectionMade(self) -> None:
         self.target = _target(self.transport_name, self._io().getPeer())
-        self._reset_idle()
         self.stack.connection_made(self)
+        if self.target is not None:
+            self._reset_idle()
 
     def dataReceived(self, data: bytes) -> None:
+        if self.target is None:
+            return  # refused (connection limit) and closing
         self._reset_idle()
-        assert self.target is not None
         self.stack.connection_data(self.target, data)
 
     def connectionLost(self, reason: Any = None) -> None:
@@ -216,12 +218,14 @@ class SipStack:
         resolver: SipResolver | None = None,
         tls_client_options: Callable[[str], Any] | None = None,
         idle_timeout: float = 300.0,
+        max_connections: int = 1000,
     ) -> None:
         self.reactor = reactor
         self.ua = UserAgent(config, app, random, wakeup=self.flush)
         self.resolver: SipResolver = resolver or ReactorResolver(reactor)
         self.tls_client_options = tls_client_options or ssl.optionsForClientTLS
         self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
         self._udp: Any = None
         self._ports: list[Any] = []
         self._connections: dict[Target, SipStreamProtocol] = {}
@@ -310,6 +314,11 @@ class SipStack:
     def connection_made(self, proto: SipStreamProtocol) -> None:
         """Register a connection for reuse and send what waited for it."""
         assert proto.target is not None
+        if len(self._connections) >= self.max_connections:
+            self.log.warn("too many SIP connections; closing {peer}", peer=proto.target)
+            proto.target = None  # never registered: nothing to forget on close
+            proto.close()
+            return
         self._connections[proto.target] = proto
         for data in self._pending.pop(proto.target, []):
             proto.send(data)

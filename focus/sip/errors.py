@@ -11,6 +11,7 @@ __all__ = [
     "BadRequest",
     "MessageTooLarge",
     "ProtocolError",
+    "ServiceUnavailable",
     "SipError",
     "SipParseError",
     "UnsupportedScheme",
@@ -24,9 +25,12 @@ class SipError(Exception):
     status: int = 500
     reason: str = "Server Internal Error"
 
-    def __init__(self, detail: str = "") -> None:
+    def __init__(self, detail: str = "", *, head: object = None) -> None:
         super().__init__(detail or self.reason)
         self.detail = detail or self.reason
+        #: The message whose start line and headers parsed before the error (body
+        #: problems), so that a server can still answer it; else None.
+        self.head = head
 
 
 class SipParseError(SipError):
@@ -64,6 +68,13 @@ class UnsupportedScheme(SipError):
 
     status = 416
     reason = "Unsupported URI Scheme"
+
+
+class ServiceUnavailable(SipError):
+    """We are overloaded (a table is full): RFC 3261 §21.5.4, 503."""
+
+    status = 503
+    reason = "Service Unavailable"
 
 
 class ProtocolError(SipError):

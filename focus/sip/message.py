@@ -419,10 +419,13 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     length = content_length(headers)
     if length is None:
         length = len(rest)
-    if length > limits.max_body_bytes:
-        raise MessageTooLarge("body too large")
-    if length > len(rest):
-        raise SipParseError("Content-Length larger than the datagram (RFC 4475 §3.1.2.2)")
+    if length > limits.max_body_bytes or length > len(rest):
+        head = build_message(start, headers, b"")
+        if length > limits.max_body_bytes:
+            raise MessageTooLarge("body too large", head=head)
+        raise SipParseError(
+            "Content-Length larger than the datagram (RFC 4475 §3.1.2.2)", head=head
+        )
     return build_message(start, headers, rest[:length])
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 import attrs
 
 from .dialog import Dialog, DialogId, DialogState
-from .errors import ProtocolError, SipError, SipParseError
+from .errors import ProtocolError, ServiceUnavailable, SipError, SipParseError
 from .framing import StreamError, StreamParser, parse_datagram
 from .headers import Address, Via
 from .message import (
@@ -139,6 +139,10 @@ class UAConfig:
     accept: tuple[str, ...] = ("application/sdp",)
     default_transport: str = "UDP"
     invite_timeout: float = 180.0  # like Timer C (§16.6): CANCEL an unanswered INVITE
+    #: An INVITE we received and the application leaves unanswered this long gets 408.
+    answer_timeout: float = 180.0
+    #: Server transactions kept at most; beyond, new requests get 503 (every table bounded).
+    max_transactions: int = 10000
 
     def local(self, transport: str) -> Target:
         """Our listening address for ``transport`` (else the first one)."""
@@ -242,6 +246,8 @@ class IncomingRequest:
         self.dialog = dialog
         self.to_tag = to_tag
         self.cancelled = False
+        #: When the core answers 408 for the application (set by the core).
+        self.answer_deadline: float | None = None
 
     def __repr__(self) -> str:
         return f"<IncomingRequest {self.request.method} {self.request.uri} from {self.source}>"
@@ -377,6 +383,7 @@ class UserAgent:
         """When :meth:`on_timer` must be called next, or None."""
         ds = [tx.deadline for tx, _ in self._client.values()]
         ds += [tx.deadline for tx, _ in self._server.values()]
+        ds += [i.answer_deadline for tx, i in self._server.values() if not tx.final_sent]
         ds += [min(r.deadline, r.give_up) for r in self._retx.values()]
         ds += [t for _, _, t in self._acks.values()]
         ds += list(self._invite_guard.values())
@@ -390,10 +397,14 @@ class UserAgent:
                 d = ctx.deadline
                 if d is not None and d <= now:
                     self._client_outputs(key, ctx.on_timer(now), now)
-            for skey, (stx, _) in list(self._server.items()):
+            for skey, (stx, incoming) in list(self._server.items()):
                 d = stx.deadline
                 if d is not None and d <= now:
                     self._server_outputs(skey, stx.on_timer(now), now)
+                a = incoming.answer_deadline
+                if a is not None and a <= now and not stx.final_sent:
+                    incoming.answer_deadline = None
+                    incoming.respond(408, now=now)  # the application never answered
             for rkey, r in list(self._retx.items()):
                 if r.give_up <= now:
                     del self._retx[rkey]
@@ -426,6 +437,10 @@ class UserAgent:
             try:
                 msg = parse_datagram(data, self.config.limits)
             except SipError as exc:
+                # The headers parsed but the body is wrong (too large, or shorter than
+                # Content-Length): answer 513/400 when it is a request (§18.3, §21.5.11).
+                if isinstance(exc.head, Request) and exc.head.method != "ACK":
+                    self._respond_stateless(exc.head, source, exc)
                 return exc
             self._message(msg, source, now)
             return None
@@ -534,8 +549,15 @@ class UserAgent:
         if request.method == "ACK":
             self._ack_2xx(request, now)
             return
+        if len(self._server) >= self.config.max_transactions:
+            self._respond_stateless(request, source, ServiceUnavailable("too many transactions"))
+            return
         stx = ServerTransaction(request, target, self.config.timers)
         incoming = IncomingRequest(self, request, source, stx, None, self.new_tag())
+        # Non-INVITE: the UAC gives up after 64*T1 (Timer F); INVITE: answer_timeout.
+        incoming.answer_deadline = now + (
+            self.config.answer_timeout if request.method == "INVITE" else 64 * self.config.timers.t1
+        )
         self._server[key] = (stx, incoming)
         try:
             self._new_request(incoming, key, now)
@@ -877,9 +899,9 @@ class UserAgent:
     def _route(self, out: OutgoingRequest | None, request: Request, now: float) -> None:
         try:
             plan = plan_resolution(self._next_hop(request), self.config.default_transport)
-        except SipError:
+        except SipError as exc:
             if out is not None:
-                self._synthesize(out, 416 if out.request.method else 503, now)
+                self._synthesize(out, exc.status, now)  # 416 for a non-SIP next hop
             return
         if isinstance(plan, Target):
             self._dispatch(out, request, plan, now)
@@ -1090,6 +1112,9 @@ class UserAgent:
             return  # §18.1.2: malformed responses are discarded
         if len(vias) != 1:
             return  # §8.1.3.3: a UAC discards responses with more than one Via
+        ours = {self.config.host.lower(), *(t.host.lower() for t in self.config.listen)}
+        if vias[0].host.strip("[]").lower() not in ours:
+            return  # §18.1.2: a sent-by we never insert: not a response to us
         entry = self._client.get(key)
         if entry is not None:
             ctx, _ = entry

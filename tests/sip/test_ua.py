@@ -271,3 +271,62 @@ def test_outbound_proxy_is_a_preloaded_route() -> None:
     assert cmd.target == Target("UDP", "127.0.0.7", 5070)  # type: ignore[union-attr]
     msg = parse_message(cmd.data)  # type: ignore[union-attr]
     assert isinstance(msg, Request) and msg.headers.get("Route") == "<sip:127.0.0.7:5070;lr>"
+
+
+def test_udp_content_length_beyond_datagram_gets_400() -> None:
+    """RFC 4475 §3.1.2.2 (clerr): a datagram shorter than its Content-Length gets 400."""
+    net, *_ = pair()
+    data = raw("OPTIONS").replace(b"Content-Length: 0", b"Content-Length: 9999")
+    resp = answer_to(net, data)
+    assert resp.status == 400 and resp.headers.get("Warning")
+
+
+def test_udp_body_above_limit_gets_513() -> None:
+    """A datagram body above the limit is answered 513 Message Too Large (§21.5.11)."""
+    from focus.sip.message import Limits
+
+    net, *_ = pair(limits=Limits(max_body_bytes=10))
+    data = raw("MESSAGE", extra="Content-Type: text/plain\r\n", body="x" * 100)
+    assert answer_to(net, data).status == 513
+
+
+def test_unanswered_requests_get_408() -> None:
+    """A request the application never answers gets 408 after 64*T1 (non-INVITE)."""
+    _net, app, server, _client = pair(Recorder(answer=None))
+    server.datagram_received(raw("MESSAGE"), Target("UDP", "127.0.0.2", 5062), 0.0)  # type: ignore[attr-defined]
+    server.drain()  # type: ignore[attr-defined]
+    assert server.next_deadline() == 32.0  # type: ignore[attr-defined]
+    server.on_timer(32.0)  # type: ignore[attr-defined]
+    (cmd,) = server.drain()  # type: ignore[attr-defined]
+    assert first_line(cmd.data) == "SIP/2.0 408 Request Timeout"
+    assert len(app.requests) == 1  # type: ignore[attr-defined]
+
+
+def test_transaction_table_is_bounded() -> None:
+    """Beyond max_transactions, new requests get 503 without a transaction."""
+    net, _app, server, _client = pair(Recorder(answer=None), max_transactions=1)
+    server.datagram_received(raw("MESSAGE"), Target("UDP", "127.0.0.2", 5062), 0.0)  # type: ignore[attr-defined]
+    server.drain()  # type: ignore[attr-defined]
+    resp = answer_to(net, raw("MESSAGE", branch="z9hG4bKnew").replace(b"c1@x", b"c2@x"))
+    assert resp.status == 503
+
+
+def test_response_with_foreign_sent_by_is_discarded() -> None:
+    """§18.1.2: a response whose Via sent-by we never insert is dropped."""
+    net = Net()
+    client = net.add("127.0.0.2", 5062, Recorder())
+    got = Responses()
+    out = client.send_request(
+        client.new_request("OPTIONS", "sip:127.0.0.1", from_="<sip:a@b.c>"), 0.0, got
+    )
+    client.drain()
+    from focus.sip.ua import make_response
+
+    resp = make_response(out.request, 200, to_tag="x")
+    forged = resp.with_headers(
+        resp.headers.set("Via", resp.headers.get("Via").replace("127.0.0.2", "203.0.113.9"))  # type: ignore[union-attr]
+    )
+    client.datagram_received(forged.encode(), Target("UDP", "127.0.0.1", 5060), 0.1)
+    assert got.statuses == []
+    client.datagram_received(resp.encode(), Target("UDP", "127.0.0.1", 5060), 0.1)
+    assert got.statuses == [200]
