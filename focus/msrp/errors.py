@@ -51,6 +51,19 @@ class MsrpError(Exception):
             self.default_close if close_connection is None else close_connection
         )
 
+    def _key(self) -> tuple[type, str, int, bool]:
+        return (type(self), self.reason, self.status, self.close_connection)
+
+    def __eq__(self, other: object) -> bool:
+        # Value equality, so events carrying errors (FrameRejected, CloseConnection) compare
+        # like the frozen values they are.
+        if not isinstance(other, MsrpError):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.reason!r}, status={self.status}, "

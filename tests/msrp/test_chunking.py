@@ -148,3 +148,40 @@ def test_split_then_reassemble_any_order(body: bytes, size: int, order: object) 
     done = [r.add(c.byte_range, c.body, c.continuation) for c in chunks]
     assert done[-1] and not any(done[:-1])
     assert r.body() == body
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    total=st.integers(1, 200),
+    writes=st.lists(
+        st.tuples(st.integers(0, 199), st.integers(1, 60), st.integers(0, 255)), max_size=12
+    ),
+)
+def test_last_received_wins_against_a_model(total: int, writes: list[tuple[int, int, int]]) -> None:
+    """Overlapping chunks in any order behave like writes into one buffer (§7.3.1)."""
+    model = bytearray(total)
+    covered = [False] * total
+    r = Reassembly("m1234", 1000)
+    for offset, length, fill in writes:
+        start = offset % total
+        piece = bytes([fill]) * min(length, total - start)
+        r.add(ByteRange(start + 1, None, total), piece, Continuation.MORE)
+        model[start : start + len(piece)] = piece
+        covered[start : start + len(piece)] = [True] * len(piece)
+    # The final chunk covers the last byte and fixes the length.
+    done = r.add(ByteRange(total, total, total), b"Z", Continuation.COMPLETE)
+    model[total - 1] = ord("Z")
+    covered[total - 1] = True
+    assert done == all(covered)
+    if done:
+        assert r.body() == bytes(model)
+    assert r.received == sum(covered)
+
+
+def test_errors_compare_by_value() -> None:
+    """MsrpErrors are values: same class, reason, status and close flag compare equal."""
+    assert MsrpLimitExceeded("x") == MsrpLimitExceeded("x")
+    assert MsrpLimitExceeded("x") != MsrpLimitExceeded("y")
+    assert MsrpLimitExceeded("x") != MsrpLimitExceeded("x", close_connection=True)
+    assert MsrpLimitExceeded("x") != MsrpParseError("x", status=413)
+    assert len({MsrpParseError("a"), MsrpParseError("a")}) == 1

@@ -682,3 +682,30 @@ def test_peer_max_size_enforced_on_send() -> None:
     with pytest.raises(MsrpLimitExceeded):
         conn.send_message(ALICE, "text/plain", b"12345", 0.0)
     conn.send_message(ALICE, "text/plain", b"1234", 0.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 400), max_size=8))
+def test_split_input_gives_same_commands(cuts: list[int]) -> None:
+    """Feeding the RFC 7701 stream in arbitrary pieces gives the same commands as one piece."""
+    registry = SessionRegistry()
+    chat = MsrpUri.parse("msrp://chat.example.com:12763/kjhd37s2s20w2a;tcp")
+    atlanta = MsrpUri.parse("msrp://client.atlanta.example.com:7654/jshA7weztas;tcp")
+    registry.add(
+        SessionParams(local_uri=chat, peer_path=(atlanta,), accept_types=("message/cpim",))
+    )
+    stream = ex.ROOM_F1 + ex.PRIVATE_F1 + ex.NICK_F1 + ex.FIG2_200 + ex.NICK_F3
+
+    def run(pieces: list[bytes]) -> list[Command]:
+        conn = MsrpConnection(registry=registry, random=counter_random(), auto_accept=True)
+        out: list[Command] = []
+        for piece in pieces:
+            out.extend(conn.receive_data(piece, 0.0))
+        out.extend(conn.connection_lost(0.0))
+        return [c for c in out if not isinstance(c, ArmTimer)]
+
+    points = sorted({min(c, len(stream)) for c in itertools.accumulate(cuts)})
+    pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    whole = run([stream])
+    assert len(events(whole, MessageReceived)) == 2 and len(events(whole, RequestReceived)) == 2
+    assert run(pieces) == whole
