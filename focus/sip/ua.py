@@ -735,8 +735,13 @@ class UserAgent:
         if "server" not in names:
             extra.append(("Server", self.config.user_agent))
         dialog_creating = req.method == "INVITE" and 200 <= status < 300
-        if dialog_creating and "contact" not in names:
-            extra.append(("Contact", self._contact(req.uri, stx.target.transport)))
+        if req.method == "INVITE" and 100 < status < 300:
+            # §12.1.1: copy every Record-Route of the request into dialog-forming responses.
+            extra = [("Record-Route", r) for r in req.headers.lines("Record-Route")] + extra
+            if "contact" not in names:
+                extra.append(("Contact", self._contact(req.uri, stx.target.transport)))
+        if dialog_creating and "allow" not in names:
+            extra += self.capabilities()[:1]  # §13.3.1.4: the 2xx SHOULD carry Allow
         if req.method == "INVITE" and status == 405 and "allow" not in names:
             extra.append(("Allow", ", ".join(self.allowed_methods)))
         to_tag = incoming.dialog.id.local_tag if incoming.dialog else incoming.to_tag

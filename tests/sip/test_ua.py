@@ -330,3 +330,22 @@ def test_response_with_foreign_sent_by_is_discarded() -> None:
     assert got.statuses == []
     client.datagram_received(resp.encode(), Target("UDP", "127.0.0.1", 5060), 0.1)
     assert got.statuses == [200]
+
+
+def test_record_route_is_copied_and_used_for_the_dialog() -> None:
+    """§12.1.1: the UAS copies Record-Route into the 2xx; its BYE then carries the route."""
+    net, app, server, _client = pair()
+    extra = "Record-Route: <sip:127.0.0.7:5070;lr>\r\nContent-Type: application/sdp\r\n"
+    data = raw("INVITE", extra=extra, body="v=0\r\n")
+    resp = answer_to(net, data)
+    assert resp.status == 200 and resp.headers.get("Record-Route") == "<sip:127.0.0.7:5070;lr>"
+    assert "INVITE" in (resp.headers.get("Allow") or "")
+    (dialog,) = server.dialogs.values()  # type: ignore[attr-defined]
+    server.bye(dialog, 1.0)  # type: ignore[attr-defined]
+    sent = [c for c in server.drain() if c.data.startswith(b"BYE")]  # type: ignore[attr-defined]
+    assert sent[0].target == Target("UDP", "127.0.0.7", 5070)
+    bye = parse_message(sent[0].data)
+    assert isinstance(bye, Request)
+    assert str(bye.uri) == "sip:alice@127.0.0.2:5062"
+    assert bye.headers.get("Route") == "<sip:127.0.0.7:5070;lr>"
+    assert [r for _, r in app.ended] == ["local-bye"]  # type: ignore[attr-defined]
