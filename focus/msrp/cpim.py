@@ -44,7 +44,8 @@ _HEADER_RE = re.compile(
 )
 _CONTENT_LINE_RE = re.compile(rb"(?:^|(?<=\r\n))[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[A-Za-z-]*:")
 _CTL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_ADDRESS_RE = re.compile(r"(?:(?P<name>[^<]*?) ?)?<(?P<uri>[^<>\s]+)>")
+# [ Formal-name ] "<" URI ">" ; Formal-name = 1*( Token SP ) / String (RFC 3862 §3.6)
+_ADDRESS_RE = re.compile(r'(?:(?P<name>"(?:[^"\\]|\\.)*"|[^<"]*?) ?)?<(?P<uri>[^<>\s]+)>')
 _ESCAPE_RE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.|$)", re.DOTALL)
 _SIMPLE_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
 

@@ -193,3 +193,10 @@ def test_arbitrary_bytes_raise_only_msrp_error(data: bytes) -> None:
         message = CpimMessage.parse(data)
         assert message.encode() == data
         _ = (message.from_, message.to, message.cc, message.namespaces, message.subjects)
+
+
+def test_quoted_formal_name() -> None:
+    """A Formal-name may be a quoted String containing '<' and escapes (RFC 3862 §3.6)."""
+    address = CpimAddress.parse('"Alice <the \\"great\\">" <sip:alice@example.com>')
+    assert address.uri == "sip:alice@example.com"
+    assert unescape(address.formal_name or "") == '"Alice <the "great">"'
