@@ -420,8 +420,16 @@ class UserAgent:
                 if deadline <= now:
                     del self._invite_guard[gkey]
                     entry = self._client.get(gkey)
-                    if entry is not None and entry[1].final is None:
-                        self.cancel(entry[1], now)
+                    if entry is None or entry[1].final is not None:
+                        continue
+                    out = entry[1]
+                    if out._cancel_sent:
+                        # §9.1: no final response 64*T1 after the CANCEL: the INVITE
+                        # transaction is considered terminated (reported as 408).
+                        del self._client[gkey]
+                        self._synthesize(out, 408, now)
+                    else:
+                        self.cancel(out, now)
         finally:
             self._leave()
 
@@ -458,7 +466,8 @@ class UserAgent:
                 if isinstance(item, StreamError):
                     if isinstance(item.head, Request) and item.head.method != "ACK":
                         self._respond_stateless(item.head, conn, item.error)
-                    self._streams.pop(conn, None)
+                    # The failed parser stays until connection_lost: it ignores whatever
+                    # still arrives, so nothing after the break is ever read as a message.
                     self._emit(CloseConnection(conn))
                 else:
                     self._message(item, conn, now)

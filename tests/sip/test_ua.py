@@ -349,3 +349,31 @@ def test_record_route_is_copied_and_used_for_the_dialog() -> None:
     assert str(bye.uri) == "sip:alice@127.0.0.2:5062"
     assert bye.headers.get("Route") == "<sip:127.0.0.7:5070;lr>"
     assert [r for _, r in app.ended] == ["local-bye"]  # type: ignore[attr-defined]
+
+
+def test_cancelled_invite_without_final_answer_ends_after_64_t1() -> None:
+    """§9.1: when no final response follows the CANCEL within 64*T1, the INVITE ends (408)."""
+    net, _app, _server, client = pair(Recorder(answer=None))
+    net.drop = lambda data, target: data.startswith(b"SIP/2.0 487") or data.startswith(b"CANCEL")
+    responses = Responses()
+    out = client.invite(
+        "sip:room@127.0.0.1", from_="<sip:a@example.net>", now=0.0, handler=responses
+    )  # type: ignore[attr-defined]
+    net.pump()
+    out.cancel(0.0)
+    net.pump()
+    net.advance(40.0)
+    assert responses.statuses == [100, 408]
+    assert not client._client  # type: ignore[attr-defined]
+
+
+def test_invite_timeout_cancels_a_ringing_call() -> None:
+    """An INVITE still unanswered after invite_timeout is CANCELled (like Timer C)."""
+    net = Net()
+    net.add("127.0.0.1", 5060, Recorder(answer=None), domains=())
+    client = net.add("127.0.0.2", 5062, Recorder(), invite_timeout=10.0)
+    responses = Responses()
+    client.invite("sip:room@127.0.0.1", from_="<sip:a@example.net>", now=0.0, handler=responses)
+    net.pump()
+    net.advance(11.0)
+    assert net.sent("CANCEL") and responses.statuses == [100, 487]
