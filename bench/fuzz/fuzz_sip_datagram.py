@@ -1,0 +1,6 @@
+"""atheris harness for tests.fuzz._targets.sip_datagram (see bench/fuzz/__init__.py)."""
+
+from bench.fuzz._harness import main
+
+if __name__ == "__main__":
+    main("sip_datagram")
