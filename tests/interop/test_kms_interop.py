@@ -1,0 +1,408 @@
+"""KMS over HTTP (PROFILE §3): independent client vs `twistd kms`, our KmsClient vs a mini KMS."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import itertools
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.interop import independent_mikey as im
+
+pytestmark = pytest.mark.timeout(60)
+
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+KMS = b"sip:kms@kms.example.net"
+ALICE, BOB = b"sip:alice@example.net", b"sip:bob@example.net"
+CAROL, DAVE = b"sip:carol@example.net", b"sip:dave@example.net"
+KEYS = {
+    ALICE: bytes.fromhex("00112233445566778899aabbccddeeff"),
+    BOB: bytes.fromhex("ffeeddccbbaa99887766554433221100"),
+    CAROL: bytes(range(32)),
+    DAVE: bytes(range(100, 132)),
+}
+BASE = "/mikey-ticket/v1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("twistd kms exited early:\n" + proc.stdout.read().decode())  # type: ignore[union-attr]
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError("twistd kms did not listen in time")
+
+
+def _write_config(d: Path, port: int, *, tls: bool) -> Path:
+    accounts = "".join(
+        f'\n[[account]]\nidentity = "{uri.decode()}"\nkey = "{key.hex()}"\n'
+        f'psk_id = "{uri.decode().split(":")[1].split("@")[0]}"\n'
+        for uri, key in KEYS.items()
+    )
+    listen = f"ssl:{port}:interface=127.0.0.1" if tls else f"tcp:{port}:interface=127.0.0.1"
+    cfg = d / "kms.toml"
+    cfg.write_text(
+        f'identity = "{KMS.decode()}"\nlisten = "{listen}"\n'
+        f"allow_plain_http = {'false' if tls else 'true'}\n" + accounts
+    )
+    return cfg
+
+
+@contextlib.contextmanager
+def _twistd_kms(d: Path, *, tls: bool):
+    port = _free_port()
+    cfg = _write_config(d, port, tls=tls)
+    proc = subprocess.Popen(
+        [TWISTD, "-n", "--pidfile=", "--logfile=-", "kms", "--config", str(cfg)],
+        cwd=d,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_port(port, proc, time.monotonic() + 20)
+        yield port, cfg
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def plain_kms(tmp_path_factory):
+    with _twistd_kms(tmp_path_factory.mktemp("kms"), tls=False) as (port, _cfg):
+        yield port
+
+
+def post(port: int, path: str, body: bytes, ctype: str = "application/mikey", ctx=None):
+    """POST with stdlib http.client (independent of treq/kms_client)."""
+    if ctx is None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    else:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+    try:
+        conn.request("POST", BASE + path, body, {"Content-Type": ctype})
+        r = conn.getresponse()
+        return r.status, r.getheader("Content-Type"), r.read()
+    finally:
+        conn.close()
+
+
+def counter_random(seed: int):
+    c = itertools.count(seed)
+    return lambda n: bytes((next(c) * 89 + i * 13) & 0xFF for i in range(n))
+
+
+def full_exchange(port: int, suite: im.Suite, ini: bytes, resp: bytes, ctx=None, psk_ids=False):
+    """Independent initiator + responder against a KMS at *port*; returns both PSKs."""
+    rnd = counter_random(int(time.time() * 1000) & 0xFFFF)
+    now = time.time()
+    req = im.build_request_init(
+        suite=suite,
+        psk=KEYS[ini],
+        csb_id=int.from_bytes(rnd(4), "big"),
+        now=now,
+        randri=rnd(suite.key_len),
+        id_i=ini,
+        id_kms=KMS,
+        id_rs=[resp],
+        id_psk=ini.split(b":")[1].split(b"@")[0] if psk_ids else None,
+    )
+    st, ctype, body = post(port, "/request", req, ctx=ctx)
+    assert (st, ctype) == (200, "application/mikey"), body
+    ob = im.read_request_resp(body, req, KEYS[ini], time.time())
+    ti = im.build_transfer_init(
+        ob=ob,
+        suite=suite,
+        csb_id=int.from_bytes(rnd(4), "big"),
+        now=time.time(),
+        randri=rnd(suite.key_len),
+        id_i=ini,
+        id_r=resp,
+    )
+    randrr = rnd(suite.key_len)
+    ri = im.build_resolve_init(
+        transfer_init=ti,
+        suite=suite,
+        psk=KEYS[resp],
+        csb_id=int.from_bytes(rnd(4), "big"),
+        now=time.time(),
+        randrr=randrr,
+        id_r=resp,
+        id_kms=KMS,
+        id_psk=resp.split(b":")[1].split(b"@")[0] if psk_ids else None,
+    )
+    st, ctype, body = post(port, "/resolve", ri, ctx=ctx)
+    assert (st, ctype) == (200, "application/mikey"), body
+    mpki, tgk, spi = im.read_resolve_resp(body, ri, KEYS[resp], time.time())
+    assert (mpki, tgk, spi) == (ob.mpki, ob.tgk, ob.spi)
+    im.verify_transfer_init(ti, mpki, time.time())
+    tr = im.build_transfer_resp(
+        transfer_init=ti, mpki=mpki, spi=spi, now=time.time(), randrr=randrr, id_r=resp
+    )
+    im.verify_transfer_resp(tr, ti, ob.mpki, time.time())
+    return im.initiator_psk(ti, tr, ob.tgk), im.responder_psk(ti, tgk, randrr), ob, ri
+
+
+# --- independent client against `twistd kms` ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suite", "ini", "resp"),
+    [(im.SUITE_128, ALICE, BOB), (im.SUITE_256, CAROL, DAVE)],
+    ids=["128", "256"],
+)
+def test_independent_client_obtains_and_resolves_at_twistd_kms(plain_kms, suite, ini, resp):
+    """The independent peer obtains and resolves a ticket at `twistd kms`; both PSKs agree."""
+    psk_i, psk_r, ob, _ = full_exchange(plain_kms, suite, ini, resp)
+    assert psk_i == psk_r and len(psk_i) == suite.key_len
+    assert ob.ticket["flags"] >= {"D", "E", "F", "G", "H"}
+
+
+def test_independent_client_with_idrpsk(plain_kms):
+    """IDRpsk (ID type 2) names the key at `twistd kms` (PROFILE §3)."""
+    psk_i, psk_r, _, _ = full_exchange(plain_kms, im.SUITE_128, ALICE, BOB, psk_ids=True)
+    assert psk_i == psk_r
+
+
+def test_twistd_kms_error_answers(plain_kms):
+    """Wrong key → 403/ERR 0, replay → 409/ERR 1, bad type → 415, junk → 400, big → 413."""
+    now = time.time()
+    req = im.build_request_init(
+        suite=im.SUITE_128,
+        psk=KEYS[BOB],
+        csb_id=4242,
+        now=now,
+        randri=os.urandom(16),
+        id_i=ALICE,
+        id_kms=KMS,
+        id_rs=[BOB],
+    )
+    st, _, body = post(plain_kms, "/request", req)
+    assert (st, im.read_error(body)) == (403, [0])
+    assert im.decode(body).csb_id == 4242
+    good = im.build_request_init(
+        suite=im.SUITE_128,
+        psk=KEYS[ALICE],
+        csb_id=4243,
+        now=now,
+        randri=os.urandom(16),
+        id_i=ALICE,
+        id_kms=KMS,
+        id_rs=[BOB],
+    )
+    assert post(plain_kms, "/request", good)[0] == 200
+    st, _, body = post(plain_kms, "/request", good)
+    assert (st, im.read_error(body)) == (409, [1])
+    stale = im.build_request_init(
+        suite=im.SUITE_128,
+        psk=KEYS[ALICE],
+        csb_id=4244,
+        now=now - 3600,
+        randri=os.urandom(16),
+        id_i=ALICE,
+        id_kms=KMS,
+        id_rs=[BOB],
+    )
+    st, _, body = post(plain_kms, "/request", stale)
+    assert (st, im.read_error(body)) == (409, [1])
+    assert post(plain_kms, "/request", good, ctype="text/plain")[0] == 415
+    assert post(plain_kms, "/request", b"\x01\x0b\x00")[0] == 400
+    assert post(plain_kms, "/request", bytes(65 * 1024))[0] == 413
+
+
+def test_twistd_kms_refuses_resolve_by_unauthorised_responder(plain_kms):
+    """A ticket for Bob cannot be resolved by Carol's key as Carol (403, ERR 7 or 0)."""
+    _, _, ob, _ = full_exchange(plain_kms, im.SUITE_128, ALICE, BOB)
+    ti = im.build_transfer_init(
+        ob=ob,
+        suite=im.SUITE_128,
+        csb_id=9,
+        now=time.time(),
+        randri=os.urandom(16),
+        id_i=ALICE,
+        id_r=BOB,
+    )
+    ri = im.build_resolve_init(
+        transfer_init=ti,
+        suite=im.SUITE_128,
+        psk=KEYS[CAROL],
+        csb_id=10,
+        now=time.time(),
+        randrr=os.urandom(16),
+        id_r=CAROL,
+        id_kms=KMS,
+    )
+    st, _, body = post(plain_kms, "/resolve", ri)
+    assert st == 403 and im.read_error(body)[0] in (0, 7, 14)
+
+
+def test_independent_client_over_https_with_generated_ca(tmp_path):
+    """Over the HTTPS default, the generated `<stem>.ca.pem` authenticates `twistd kms`."""
+    with _twistd_kms(tmp_path, tls=True) as (port, cfg):
+        ca = cfg.with_suffix(".ca.pem")
+        ctx = ssl.create_default_context(cafile=str(ca))
+        ctx.check_hostname = False  # the server certificate names the configured host
+        psk_i, psk_r, _, _ = full_exchange(port, im.SUITE_128, ALICE, BOB, ctx=ctx)
+        assert psk_i == psk_r
+
+
+# --- our KmsClient against the independent mini KMS (in memory, treq RequestTraversalAgent) -------------
+
+NOW = 1_800_000_000.0
+
+
+def _mini_kms_resource(kms: im.MiniKms):
+    from twisted.web.resource import Resource
+
+    class Endpoint(Resource):
+        isLeaf = True
+
+        def render_POST(self, request):
+            request.setHeader(b"content-type", b"application/mikey")
+            ctype = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
+            if ctype.lower() != b"application/mikey":
+                request.setResponseCode(415)
+                return b""
+            body = request.content.read(64 * 1024 + 1)
+            if len(body) > 64 * 1024:
+                request.setResponseCode(413)
+                return b""
+            status, answer = kms.handle(body)
+            request.setResponseCode(status)
+            return answer
+
+    root = Resource()
+    node = root
+    for seg in BASE.strip("/").split("/"):
+        child = Resource()
+        node.putChild(seg.encode(), child)
+        node = child
+    node.putChild(b"request", Endpoint())
+    node.putChild(b"resolve", Endpoint())
+    return root
+
+
+def _run(d, stub):
+    """Drive a Deferred/coroutine over an in-memory agent to completion without a real reactor."""
+    from twisted.internet.defer import Deferred, ensureDeferred
+
+    if not isinstance(d, Deferred):
+        d = ensureDeferred(d)
+    out: list = []
+    d.addBoth(out.append)
+    for _ in range(50):
+        stub.flush()
+        if out:
+            break
+    assert out, "KmsClient did not finish"
+    if hasattr(out[0], "raiseException"):
+        out[0].raiseException()
+    return out[0]
+
+
+@pytest.mark.parametrize(
+    ("osuite", "isuite", "ini", "resp"),
+    [("SUITE_128", im.SUITE_128, ALICE, BOB), ("SUITE_256", im.SUITE_256, CAROL, DAVE)],
+    ids=["128", "256"],
+)
+def test_our_kms_client_against_independent_kms(osuite, isuite, ini, resp):
+    """Our KmsClient obtains and resolves at the independent KMS; both ends derive one PSK."""
+    from treq.testing import RequestTraversalAgent
+    from twisted.internet.task import Clock
+
+    import mikey
+    from kms_client import KmsClient
+
+    suite = getattr(mikey, osuite)
+    clock = Clock()
+    clock.advance(NOW)
+    rnd = counter_random(3)
+    kms = im.MiniKms(
+        identity=KMS,
+        users={u: im.KmsUser(k, (u,)) for u, k in KEYS.items()},
+        random=rnd,
+        clock=clock.seconds,
+    )
+    stub = RequestTraversalAgent(_mini_kms_resource(kms))
+    url = "http://kms.test" + BASE
+
+    def client(uri: bytes) -> KmsClient:
+        return KmsClient(
+            base_url=url,
+            kms_identity=KMS.decode(),
+            psk=KEYS[uri],
+            http=stub,
+            reactor=clock,
+            suite=suite,
+            allow_plain_http=True,
+            random_bytes=rnd,
+        )
+
+    grant = _run(
+        client(ini).request_ticket(initiator=ini.decode(), responders=[resp.decode()]), stub
+    )
+    rec = next(iter(kms.tickets.values()))
+    assert (grant.mpki, grant.tgk, grant.spi) == (rec["mpki"], rec["tgk"], rec["spi"])
+    ti = mikey.build_transfer_init(
+        grant=grant,
+        initiator=ini.decode(),
+        responder=resp.decode(),
+        now=NOW,
+        csb_id=77,
+        rand=rnd(suite.rand_len),
+    )
+    peek = mikey.peek_transfer_init(ti)
+    res = _run(client(resp).resolve_ticket(responder=resp.decode(), ticket=peek.ticket), stub)
+    assert (res.mpki, res.tgk, res.spi) == (grant.mpki, grant.tgk, grant.spi)
+    mikey.verify_transfer_init(ti, mpki=res.mpki, now=NOW)
+    tr = mikey.build_transfer_resp(
+        transfer_init=ti, mpki=res.mpki, responder=resp.decode(), rand_r=res.rand_r, now=NOW
+    )
+    # The independent initiator side checks the TRANSFER_RESP our responder built.
+    im.verify_transfer_resp(tr, ti, grant.mpki, NOW)
+    assert im.initiator_psk(ti, tr, grant.tgk) == mikey.derive_tls_psk(
+        tgk=res.tgk, cs_id=1, rand_i=peek.rand_i, rand_r=res.rand_r, suite=suite
+    )
+
+
+def test_our_kms_client_maps_independent_kms_refusal():
+    """A 403 + ERR 7 from the independent KMS surfaces as KmsRejected(err_code=7)."""
+    from treq.testing import RequestTraversalAgent
+    from twisted.internet.task import Clock
+
+    from kms_client import KmsClient, KmsRejected
+
+    clock = Clock()
+    clock.advance(NOW)
+    kms = im.MiniKms(identity=KMS, users={}, random=os.urandom, clock=clock.seconds)
+    stub = RequestTraversalAgent(_mini_kms_resource(kms))
+    c = KmsClient(
+        base_url="http://kms.test" + BASE,
+        kms_identity=KMS.decode(),
+        psk=KEYS[ALICE],
+        http=stub,
+        reactor=clock,
+        allow_plain_http=True,
+    )
+    with pytest.raises(KmsRejected) as ei:
+        _run(c.request_ticket(initiator=ALICE.decode(), responders=[BOB.decode()]), stub)
+    assert ei.value.err_code == 7
