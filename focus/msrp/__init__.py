@@ -81,7 +81,8 @@ params)``), ``from_``/``to``/``cc`` (``CpimAddress(uri, formal_name)``), ``datet
 ``subjects``, ``namespaces``, ``required``, ``content_type`` (the wrapped type),
 ``values(name)``.  ``CpimMessage.build(from_=, to=, content_type=, content=, cc=(),
 datetime=None, subject=None, ns=(), require=(), extra_headers=(), entity_headers=())``.
-``unescape(value)`` undoes RFC 3862 §2.3 escapes.
+``CpimAddress.named(uri, name)`` quotes a human name when needed (``display_name`` reads
+it back); ``quote(text)`` / ``unescape(value)`` apply / undo RFC 3862 §2.3 escapes.
 
 RFC 7701 switch decisions (pure; raise the MsrpError to answer with)
 --------------------------------------------------------------------
@@ -159,7 +160,7 @@ from .connection import (
     TransactionCompleted,
     TransactionFailed,
 )
-from .cpim import CpimAddress, CpimHeader, CpimMessage, unescape
+from .cpim import CpimAddress, CpimHeader, CpimMessage, quote, unescape
 from .errors import (
     MsrpError,
     MsrpForbidden,
@@ -262,6 +263,7 @@ __all__ = [
     "parse_path",
     "parse_use_nickname",
     "pick_transaction_id",
+    "quote",
     "reason_phrase",
     "report_wrapper",
     "route_message",

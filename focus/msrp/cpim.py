@@ -34,6 +34,7 @@ __all__ = [
     "CpimAddress",
     "CpimHeader",
     "CpimMessage",
+    "quote",
     "unescape",
 ]
 
@@ -68,6 +69,25 @@ def unescape(value: str) -> str:
     return _ESCAPE_RE.sub(sub, value)
 
 
+_REVERSE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+# Formal-name = 1*( Token SP ): tokens of TOKENCHAR (no CTL, no SEPARATORS), single spaces.
+_FORMAL_WORD = r'[^\x00-\x20\x7f()<>@,;:\\"/\[\]?={}]+'
+_FORMAL_TOKENS_RE = re.compile(rf"{_FORMAL_WORD}(?: {_FORMAL_WORD})*")
+
+
+def quote(text: str) -> str:
+    """``text`` as an RFC 3862 ``String``: double quotes, escapes per §2.3.1."""
+
+    def one(ch: str) -> str:
+        if ch in _REVERSE_ESCAPES:
+            return _REVERSE_ESCAPES[ch]
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            return f"\\u{ord(ch):04x}"
+        return ch
+
+    return '"' + "".join(one(ch) for ch in text) + '"'
+
+
 @attrs.frozen
 class CpimAddress:
     """``[ Formal-name ] "<" URI ">"`` of From, To and cc (RFC 3862 §4.1–4.3)."""
@@ -82,6 +102,23 @@ class CpimAddress:
             raise MsrpParseError("malformed CPIM address")
         name = match["name"]
         return cls(uri=match["uri"], formal_name=name if name else None)
+
+    @classmethod
+    def named(cls, uri: str, name: str | None) -> Self:
+        """An address with a human ``name``, quoted and escaped only when needed."""
+        if not name:
+            return cls(uri)
+        if _FORMAL_TOKENS_RE.fullmatch(name):
+            return cls(uri, name)
+        return cls(uri, quote(name))
+
+    @property
+    def display_name(self) -> str | None:
+        """The Formal-name as text: quotes removed and escapes undone."""
+        name = self.formal_name
+        if name is not None and len(name) >= 2 and name[0] == name[-1] == '"':
+            return unescape(name[1:-1])
+        return name
 
     def __str__(self) -> str:
         if self.formal_name:
