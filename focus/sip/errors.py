@@ -7,6 +7,11 @@ and goes into a Warning header (RFC 3261 §20.43, code 399) when we answer.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .message import Headers, Request, Response
+
 __all__ = [
     "BadRequest",
     "MessageTooLarge",
@@ -25,7 +30,9 @@ class SipError(Exception):
     status: int = 500
     reason: str = "Server Internal Error"
 
-    def __init__(self, detail: str = "", *, head: object = None) -> None:
+    def __init__(
+        self, detail: str = "", *, head: Request | Response | Headers | None = None
+    ) -> None:
         super().__init__(detail or self.reason)
         self.detail = detail or self.reason
         #: The message whose start line and headers parsed before the error (body

@@ -14,8 +14,10 @@ import attrs
 from .errors import MessageTooLarge, SipError, SipParseError
 from .message import (
     DEFAULT_LIMITS,
+    Headers,
     Limits,
     Message,
+    answerable_head,
     build_message,
     content_length,
     parse_head,
@@ -27,15 +29,15 @@ __all__ = ["StreamError", "StreamParser", "parse_datagram"]
 
 @attrs.frozen
 class StreamError:
-    """The stream can no longer be framed.  ``head`` is the message whose header block
-    was read when the failure was detected (so that a 513 or 400 can still be sent),
-    else ``None``.  After this event the parser ignores further input; the connection
-    must be closed (§18.3)."""
+    """The stream can no longer be framed.  ``head`` is the message (or, when its start
+    line was bad, the header block) read when the failure was detected, so that a 513 or
+    400 can still be sent; else ``None``.  After this event the parser ignores further
+    input; the connection must be closed (§18.3)."""
 
     error: SipError = attrs.field(
         eq=attrs.cmp_using(eq=lambda a, b: type(a) is type(b) and a.detail == b.detail)
     )
-    head: Message | None = None
+    head: Message | Headers | None = None
 
 
 class StreamParser:
@@ -71,7 +73,7 @@ class StreamParser:
                 item = self._next()
             except SipError as exc:
                 self._dead = True
-                head = self._head[0] if self._head else None
+                head = self._head[0] if self._head else exc.head
                 self._buf.clear()
                 out.append(StreamError(exc, head))
                 return out
@@ -104,7 +106,7 @@ class StreamParser:
             head = build_message(start, headers, b"")
             self._head = (head, 0)
             # §18.3: on a stream Content-Length is mandatory; we read a missing one as 0.
-            length = content_length(headers) or 0
+            length = content_length(headers, answerable_head(start, headers)) or 0
             if length > self._limits.max_body_bytes:
                 raise MessageTooLarge("body exceeds the limit")
             self._head = (head, length)

@@ -24,8 +24,10 @@ __all__ = [
     "Message",
     "Request",
     "Response",
+    "answerable_head",
     "check_request",
     "check_response",
+    "content_length",
     "parse_head",
     "parse_message",
 ]
@@ -341,9 +343,6 @@ def parse_head(
     start = raw_lines[0]
     if len(start) > limits.max_start_line:
         raise MessageTooLarge("start line too long")
-    if "\r" in start:
-        raise SipParseError("bare CR in start line")
-    parsed_start = _parse_start(start)
     logical: list[str] = []
     for line in raw_lines[1:]:
         if line[:1] in (" ", "\t"):
@@ -355,6 +354,7 @@ def parse_head(
         if len(logical) > limits.max_header_count:
             raise MessageTooLarge("too many header lines")
     fields: list[tuple[str, str]] = []
+    bad_length: str | None = None
     for line in logical:
         m = _HEADER_LINE.fullmatch(line)
         if m is None or "\r" in line:
@@ -362,21 +362,43 @@ def parse_head(
         name = canonical_name(m["name"])
         value = m["value"].strip(" \t")
         if name == "Content-Length":
-            if not value.isdigit() or len(value) > 12:
-                raise SipParseError(f"malformed Content-Length {value[:20]!r}")
-            value = str(int(value))
+            if value.isdigit() and len(value) <= 12:
+                value = str(int(value))
+            else:
+                bad_length = value
         fields.append((name, value))
-    return parsed_start, Headers(tuple(fields))
+    headers = Headers(tuple(fields))
+    # The header block parsed: a request with a bad start line or Content-Length can
+    # still be answered (RFC 4475 §3.1.2.3, §3.1.2.7-§3.1.2.10, §3.1.2.16), so the
+    # errors below carry the headers.  Responses and ACKs are never answered.
+    answerable = None if start.startswith(("SIP/", "ACK ")) else headers
+    try:
+        if "\r" in start:
+            raise SipParseError("bare CR in start line")
+        parsed_start = _parse_start(start)
+    except SipParseError as exc:
+        exc.head = answerable
+        raise
+    if bad_length is not None:
+        raise SipParseError(f"malformed Content-Length {bad_length[:20]!r}", head=answerable)
+    return parsed_start, headers
 
 
-def content_length(headers: Headers) -> int | None:
+def answerable_head(
+    start: tuple[str, str, str] | tuple[int, str], headers: Headers
+) -> Headers | None:
+    """The headers of a request other than ACK (which may be answered), else None."""
+    return headers if len(start) == 3 and start[0] != "ACK" else None
+
+
+def content_length(headers: Headers, head: Headers | None = None) -> int | None:
     """The Content-Length value, ``None`` when absent; repeated values are an error
-    (RFC 4475 §3.3.9)."""
+    (RFC 4475 §3.3.9) that carries ``head`` so that it can be answered."""
     values = headers.lines("Content-Length")
     if not values:
         return None
     if len(set(values)) > 1:
-        raise BadRequest("conflicting Content-Length headers")
+        raise BadRequest("conflicting Content-Length headers", head=head)
     return int(values[0])
 
 
@@ -390,10 +412,15 @@ def build_message(
         return Response(status=status, reason=reason, headers=headers, body=body)
     method, uri_text, _ = start
     assert isinstance(method, str)
-    uri = parse_uri(uri_text)
+    answerable = None if method == "ACK" else headers
+    try:
+        uri = parse_uri(uri_text)
+    except SipParseError as exc:
+        exc.head = answerable
+        raise
     if isinstance(uri, SipURI) and uri.headers:
         # §19.1.1 table: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
-        raise SipParseError("headers are not allowed in a Request-URI")
+        raise SipParseError("headers are not allowed in a Request-URI", head=answerable)
     return Request(method=method, uri=uri, headers=headers, body=body)
 
 
@@ -416,7 +443,7 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         raise SipParseError("no blank line after the header block")
     start, headers = parse_head(data[:sep], limits)
     rest = data[sep + sep_len :]
-    length = content_length(headers)
+    length = content_length(headers, answerable_head(start, headers))
     if length is None:
         length = len(rest)
     if length > limits.max_body_bytes or length > len(rest):

@@ -155,7 +155,7 @@ class UAConfig:
 
 
 def make_response(
-    request: Request,
+    request: Request | Headers,
     status: int,
     reason: str | None = None,
     *,
@@ -166,11 +166,11 @@ def make_response(
 ) -> Response:
     """§8.2.6.2: copy Via (all, in order), From, To, Call-ID and CSeq from the request,
     add a To tag for non-100 responses when given, then ``headers`` and the body."""
-    h = request.headers
+    h = request.headers if isinstance(request, Request) else request
     to = h.get("To") or ""
     if to_tag is not None and status > 100:
         try:
-            if request.to.tag is None:
+            if Address.parse(to).tag is None:
                 to = f"{to};tag={to_tag}"
         except SipParseError:
             pass
@@ -447,8 +447,8 @@ class UserAgent:
             except SipError as exc:
                 # The headers parsed but the body is wrong (too large, or shorter than
                 # Content-Length): answer 513/400 when it is a request (§18.3, §21.5.11).
-                if isinstance(exc.head, Request) and exc.head.method != "ACK":
-                    self._respond_stateless(exc.head, source, exc)
+                if _answerable(exc.head):
+                    self._respond_stateless(exc.head, source, exc)  # type: ignore[arg-type]
                 return exc
             self._message(msg, source, now)
             return None
@@ -464,8 +464,8 @@ class UserAgent:
                 parser = self._streams[conn] = StreamParser(self.config.limits)
             for item in parser.feed(data):
                 if isinstance(item, StreamError):
-                    if isinstance(item.head, Request) and item.head.method != "ACK":
-                        self._respond_stateless(item.head, conn, item.error)
+                    if _answerable(item.head):
+                        self._respond_stateless(item.head, conn, item.error)  # type: ignore[arg-type]
                     # The failed parser stays until connection_lost: it ignores whatever
                     # still arrives, so nothing after the break is ever read as a message.
                     self._emit(CloseConnection(conn))
@@ -498,9 +498,9 @@ class UserAgent:
             self._response(msg, now)
 
     # ------------------------------------------------------------------ server side
-    def _stamp_via(self, request: Request, source: Target) -> Request:
+    def _stamp_via_headers(self, headers: Headers, source: Target) -> Headers:
         """§18.2.1 received, RFC 3581 §4 rport, on the top Via."""
-        vias = request.headers.get_all("Via")
+        vias = headers.get_all("Via")
         top = Via.parse(vias[0])
         params = top.params
         if top.wants_rport:
@@ -508,9 +508,12 @@ class UserAgent:
         elif top.host.strip("[]") != source.host:
             params = params.set("received", source.host)
         if params == top.params:
-            return request
-        new = [str(top.with_params(params)), *vias[1:]]
-        return request.with_headers(request.headers.replace_all("Via", new))
+            return headers
+        return headers.replace_all("Via", [str(top.with_params(params)), *vias[1:]])
+
+    def _stamp_via(self, request: Request, source: Target) -> Request:
+        """The request with its top Via stamped (see :meth:`_stamp_via_headers`)."""
+        return request.with_headers(self._stamp_via_headers(request.headers, source))
 
     @staticmethod
     def response_target(via: Via, source: Target) -> Target:
@@ -523,15 +526,22 @@ class UserAgent:
             return Target("UDP", source.host, source.port)
         return Target("UDP", source.host, via.port or 5060)
 
-    def _respond_stateless(self, request: Request, source: Target, error: SipError) -> None:
-        """Answer a request we cannot or will not keep a transaction for."""
+    def _respond_stateless(
+        self, request: Request | Headers, source: Target, error: SipError
+    ) -> None:
+        """Answer a request we cannot or will not keep a transaction for.  Without the
+        headers a response copies (§8.2.6.2) there is nobody to answer: drop it."""
+        headers = request.headers if isinstance(request, Request) else request
+        if any(n not in headers for n in ("Via", "From", "To", "Call-ID", "CSeq")):
+            return
         try:
-            target = self.response_target(request.top_via, source)
-            request = self._stamp_via(request, source)
+            via = Via.parse(headers.get_all("Via")[0])
+            target = self.response_target(via, source)
+            headers = self._stamp_via_headers(headers, source)
         except SipError:
             target = source
         resp = make_response(
-            request,
+            headers,
             error.status,
             error.reason,
             to_tag=self.new_tag(),
@@ -630,6 +640,10 @@ class UserAgent:
         ):  # §8.2.3
             incoming.respond(415, now=now, headers=[("Accept", ", ".join(self.config.accept))])
             return
+        if method == "INVITE" and not self._acceptable(req):
+            # §21.4.7 (RFC 4475 §3.3.15): our answer is SDP, which the peer does not take.
+            incoming.respond(406, now=now, headers=[("Accept", ", ".join(self.config.accept))])
+            return
         if to.tag is not None:
             self._in_dialog(incoming, now)
             return
@@ -650,6 +664,17 @@ class UserAgent:
         if self.config.supported:
             out.append(("Supported", ", ".join(self.config.supported)))
         return out
+
+    def _acceptable(self, req: Request) -> bool:
+        """Whether one of our body types fits the request's Accept (absent: SDP, §20.1)."""
+        ranges = [a.split(";", 1)[0].strip(" \t").lower() for a in req.headers.get_all("Accept")]
+        if not ranges:
+            return True
+        for ours in self.config.accept:
+            major = ours.split("/", 1)[0]
+            if any(r in (ours, f"{major}/*", "*/*") for r in ranges):
+                return True
+        return False
 
     def _serves(self, uri: SipURI) -> bool:
         host = uri.host.lower().strip("[]")
@@ -1156,6 +1181,11 @@ class UserAgent:
         self._invite_guard.clear()
         self.dialogs.clear()
         self._outbox.clear()
+
+
+def _answerable(head: object) -> bool:
+    """A parse error's ``head`` we may answer: a header block, or a request but an ACK."""
+    return isinstance(head, Headers) or (isinstance(head, Request) and head.method != "ACK")
 
 
 def _warning(host: str, detail: str) -> str:
