@@ -989,7 +989,12 @@ class UserAgent:
         if request.method == "CANCEL":
             req = request  # §9.1: same top Via (and branch) as the INVITE
         else:
-            req = self._with_via(request, target, self.new_branch())
+            branch = self.new_branch()
+            req = self._with_via(request, target, branch)
+            if self._needs_congestion_control(req, target):
+                # §18.1.1: a request above 1300 bytes (path MTU unknown) goes over TCP.
+                target = Target("TCP", target.host, target.port)
+                req = self._with_via(request, target, branch)
         out.request = req
         out.target = target
         ctx = ClientTransaction(req, target, self.config.timers)
@@ -999,6 +1004,14 @@ class UserAgent:
         if req.method == "INVITE":
             self._invite_guard[key] = now + self.config.invite_timeout
         self._client_outputs(key, ctx.start(now), now)
+
+    def _needs_congestion_control(self, request: Request, target: Target) -> bool:
+        if target.transport != "UDP" or len(request.encode()) <= 1300:
+            return False
+        hop = self._next_hop(request)
+        explicit_udp = isinstance(hop, SipURI) and hop.transport == "udp"
+        has_tcp = any(t.transport == "TCP" for t in self.config.listen)
+        return has_tcp and not explicit_udp
 
     def _client_outputs(self, key: tuple[str, str], outputs: list[TxOutput], now: float) -> None:
         entry = self._client.get(key)

@@ -377,3 +377,21 @@ def test_invite_timeout_cancels_a_ringing_call() -> None:
     net.pump()
     net.advance(11.0)
     assert net.sent("CANCEL") and responses.statuses == [100, 487]
+
+
+def test_large_request_switches_from_udp_to_tcp() -> None:
+    """§18.1.1: a request above 1300 bytes goes over TCP when the URI does not force UDP."""
+    from focus.sip.ua import UAConfig, UserAgent
+
+    from .harness import counter_random
+
+    listen = (Target("UDP", "127.0.0.2", 5062), Target("TCP", "127.0.0.2", 5062))
+    ua = UserAgent(UAConfig(host="127.0.0.2", listen=listen), Recorder(), counter_random())
+    big = b"a=x-filler:" + b"y" * 1400 + b"\r\n"
+    ua.invite("sip:room@127.0.0.1", from_="<sip:a@example.net>", now=0.0, body=big)
+    (cmd,) = ua.drain()
+    assert cmd.target == Target("TCP", "127.0.0.1", 5060)  # type: ignore[union-attr]
+    assert b"Via: SIP/2.0/TCP 127.0.0.2:5062" in cmd.data  # type: ignore[union-attr]
+    ua.invite("sip:room@127.0.0.1;transport=udp", from_="<sip:a@example.net>", now=0.0, body=big)
+    (cmd,) = ua.drain()
+    assert cmd.target.transport == "UDP"  # type: ignore[union-attr]
