@@ -996,3 +996,72 @@ class MiniKms:
             p_idr(ROLE_R, id_r),
         ]
         return sign(parts, suite, auth2, m.raw)
+
+
+# --- RFC 6043 Appendix A base ticket (to check a KMS that claims ticket type 1) -------------
+
+C_MPKI = 0x220E99A2  # Appendix A.2.2
+C_MPKR = 0x1F4D675B
+
+
+def open_base_ticket(ticket_body: bytes, tpk: bytes) -> dict[str, Any]:
+    """Verify and open a type 1/1/1 TICKET value (payload minus Next byte) with the TPK.
+
+    Ticket Data = THDR, T, RAND, KEMAC, [IDRpsk], V (A.1). THDR has no payload type number:
+    Ticket Data begins with THDR's Next Payload field (A.3). Keys from the TPK use label
+    const || 0xFF || 0xFFFFFFFF || 0x05 || len RAND || RAND with the Ticket Policy's PRF
+    (A.2.1); the IV uses CSB ID 0xFFFFFFFF and the ticket's T (A.1); the V MAC covers the
+    TICKET payload minus its Next field, Initiator Data length/data and the MAC (A.1).
+    """
+    fake = bytes([0]) + ticket_body  # give it a Next byte so _payload can parse it
+    t = _payload(_R(fake), PT_TICKET)
+    if (t["ticket_type"], t["subtype"], t["ver"]) != (1, 1, 1):
+        raise PeerError("not a MIKEY base ticket", err=14)
+    td = t["ticket_data"]
+    r = _R(td)
+    nxt = r.u8()
+    r.take(r.u16())  # THDR Data
+    payloads = []
+    ptype = nxt
+    while ptype != PT_LAST:
+        p = _payload(r, ptype)
+        payloads.append(p)
+        ptype = p["next"]
+    if r.pos != len(td):
+        raise PeerError("trailing bytes in Ticket Data")
+    types = [p["type"] for p in payloads]
+    if types[:3] != [PT_T, PT_RAND, PT_KEMAC] or types[-1] != PT_V:
+        raise PeerError(f"Ticket Data payload order {types} is not T, RAND, KEMAC, [IDRpsk], V")
+    tp, rand, kemac, v = payloads[0], payloads[1], payloads[2], payloads[-1]
+    prf_func = t["prf"]
+    enc_len = {1: 16, 3: 32}.get(kemac["encr_alg"])
+    if enc_len is None or kemac["mac_alg"] != 0:
+        raise PeerError("base ticket KEMAC must be AES-CM with NULL MAC")
+    label_tail = struct.pack(">BIB", 0xFF, 0xFFFFFFFF, 0x05) + lv(rand["rand"])
+    enc = prf(prf_func, tpk, struct.pack(">I", C_ENCR) + label_tail, enc_len)
+    auth_len = {1: 20, 2: 32}[v["alg"]]
+    auth = prf(prf_func, tpk, struct.pack(">I", C_AUTH) + label_tail, auth_len)
+    salt = prf(prf_func, tpk, struct.pack(">I", C_SALT) + label_tail, 14)
+    # MAC field offset inside ticket_body: fake has one extra leading byte.
+    td_start = len(fake) - len(td) - 2 - len(t["init_data"])  # start of Ticket Data in fake
+    mac_at_fake = td_start + v["mac_at"]
+    covered = fake[1:mac_at_fake]
+    want = mac(v["alg"], auth, covered)
+    if not hmac.compare_digest(want, v["mac"]):
+        raise PeerError("base ticket MAC mismatch", err=14)
+    ts = tp["value"] if tp["ts_type"] in (0, 1) else tp["value"] << 32
+    plain = aes_cm(enc, salt, 0xFFFFFFFF, ts, kemac["encr_data"])
+    keys = decode_keys(plain)
+    if keys[0]["type"] != KEY_MPK:
+        raise PeerError("base ticket KEMAC must start with the MPK")
+    mpk = keys[0]["key"]
+    mlabel = struct.pack(">BIB", 0xFF, 0xFFFFFFFF, 0x06) + lv(rand["rand"])
+    return {
+        "policy": t,
+        "payloads": payloads,
+        "keys": keys,
+        "mpk": mpk,
+        "mpki": prf(prf_func, mpk, struct.pack(">I", C_MPKI) + mlabel, len(mpk)),
+        "mpkr": prf(prf_func, mpk, struct.pack(">I", C_MPKR) + mlabel, len(mpk)),
+        "idrpsk": [p["data"] for p in payloads if p["type"] == PT_IDR and p["role"] == ROLE_PSK],
+    }

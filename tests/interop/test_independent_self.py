@@ -67,6 +67,10 @@ def test_digest_regression_vectors():
         im.derive_tek(1, bytes(range(32)), 1, rand, None, 32).hex()
         == "cb76ed3d7875197ca17bb8aa7550261171d8b426ebf57a85d19fea6b69dd57f7"
     )
+    mlabel = bytes.fromhex("ffffffffff06") + im.lv(rand)
+    assert im.prf(0, key, im.C_MPKI.to_bytes(4, "big") + mlabel, 16).hex() == (
+        "fee30044c98710ccc8bd14a40d1fe38b"
+    )
     v1 = bytes.fromhex("2ad01c640111223344202122232425262728292a2b2c2d2e2f")
     assert im.prf(0, bytes(range(48)), v1, 16).hex() == "bc927cda4c621283fa06930d7797dc13"
 

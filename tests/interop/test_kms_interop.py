@@ -31,6 +31,7 @@ KEYS = {
     DAVE: bytes(range(100, 132)),
 }
 BASE = "/mikey-ticket/v1"
+TPK = bytes(range(200, 232))  # ticket_protection_key given to `twistd kms`
 
 
 def _free_port() -> int:
@@ -59,7 +60,8 @@ def _write_config(d: Path, port: int, *, tls: bool) -> Path:
     cfg = d / "kms.toml"
     cfg.write_text(
         f'identity = "{KMS.decode()}"\nlisten = "{listen}"\n'
-        f"allow_plain_http = {'false' if tls else 'true'}\n" + accounts
+        f"allow_plain_http = {'false' if tls else 'true'}\n"
+        f'ticket_protection_key = "{TPK.hex()}"\n' + accounts
     )
     return cfg
 
@@ -175,6 +177,21 @@ def test_independent_client_obtains_and_resolves_at_twistd_kms(plain_kms, suite,
     psk_i, psk_r, ob, _ = full_exchange(plain_kms, suite, ini, resp)
     assert psk_i == psk_r and len(psk_i) == suite.key_len
     assert ob.ticket["flags"] >= {"D", "E", "F", "G", "H"}
+
+
+@pytest.mark.parametrize(
+    ("suite", "ini", "resp"),
+    [(im.SUITE_128, ALICE, BOB), (im.SUITE_256, CAROL, DAVE)],
+    ids=["128", "256"],
+)
+def test_twistd_kms_ticket_is_an_appendix_a_base_ticket(plain_kms, suite, ini, resp):
+    """The type-1 ticket opens per RFC 6043 Appendix A with the TPK, and its MPK gives MPKi."""
+    _, _, ob, _ = full_exchange(plain_kms, suite, ini, resp)
+    opened = im.open_base_ticket(ob.ticket_body, TPK)
+    assert opened["mpki"] == ob.mpki
+    tgks = [k for k in opened["keys"] if k["type"] == im.KEY_TGK]
+    assert [(k["key"], k["spi"]) for k in tgks] == [(ob.tgk, ob.spi)]
+    assert not [p for p in ob.ticket["tp_payloads"] if p["type"] == im.PT_KEMAC]
 
 
 def test_independent_client_with_idrpsk(plain_kms):
