@@ -282,7 +282,7 @@ def test_independent_client_over_https_with_generated_ca(tmp_path):
         assert psk_i == psk_r
 
 
-# --- our KmsClient against the independent mini KMS (in memory, treq RequestTraversalAgent) -------------
+# --- our KmsClient against the independent mini KMS (in memory, RequestTraversalAgent) ----
 
 NOW = 1_800_000_000.0
 
