@@ -66,6 +66,7 @@ from .frame import (
     Request,
     Response,
     Status,
+    is_ident,
     reason_phrase,
 )
 from .media import accepts
@@ -427,6 +428,9 @@ class MsrpConnection:
         in its accept-types (RFC 4975 §8.6), :class:`MsrpLimitExceeded` above the peer's
         ``a=max-size``, :class:`MsrpSessionUnknown` if the session is not bound here.
 
+        ``ValueError`` for a caller-chosen ``message_id`` that is not an ident or is
+        already in flight.
+
         Chunks are emitted whole, so ``chunk_size`` also bounds how long a response or
         REPORT may wait behind a chunk (RFC 4975 §7.1.1 asks to interrupt chunks above
         2048 octets for them; in memory, a whole chunk is the interruption unit).
@@ -442,6 +446,10 @@ class MsrpConnection:
             if message_id is not None
             else new_ident(self._random, self._config.id_random_bytes)
         )
+        if not is_ident(mid):
+            raise ValueError("a Message-ID must be an RFC 4975 ident")
+        if mid in self._outgoing:
+            raise ValueError("this Message-ID is already being sent")
         chunks = split_message(body, self._config.chunk_size)
         self._outgoing[mid] = _Outgoing(
             params=params,
@@ -491,6 +499,8 @@ class MsrpConnection:
         No Success-/Failure-Report headers (RFC 7701 §7.1), so the response is expected
         within the transaction timeout.
         """
+        if method in ("SEND", "REPORT") or not method.isascii() or not method.isupper():
+            raise ValueError("send_request is for extension methods (1*UPALPHA, not SEND/REPORT)")
         params = self._session(local_uri)
         tid = pick_transaction_id(body, self._random, self._config.id_random_bytes)
         request = Request(

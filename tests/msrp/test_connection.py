@@ -709,3 +709,16 @@ def test_split_input_gives_same_commands(cuts: list[int]) -> None:
     whole = run([stream])
     assert len(events(whole, MessageReceived)) == 2 and len(events(whole, RequestReceived)) == 2
     assert run(pieces) == whole
+
+
+def test_caller_mistakes_raise_value_error() -> None:
+    """Bad caller-chosen ids and non-extension methods are programming errors."""
+    conn, _ = alice()
+    with pytest.raises(ValueError):
+        conn.send_message(ALICE, "text/plain", b"x", 0.0, message_id="no spaces allowed")
+    conn.send_message(ALICE, "text/plain", b"x", 0.0, message_id="fixed-id-1")
+    with pytest.raises(ValueError):
+        conn.send_message(ALICE, "text/plain", b"x", 0.0, message_id="fixed-id-1")
+    for method in ("SEND", "REPORT", "nick", ""):
+        with pytest.raises(ValueError):
+            conn.send_request(ALICE, method, 0.0)
