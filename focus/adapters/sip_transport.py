@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
+from twisted.application.service import Service
 from twisted.internet import defer, ssl
 from twisted.internet.endpoints import (
     SSL4ClientEndpoint,
@@ -36,10 +37,12 @@ from focus.sip.transaction import Target
 from focus.sip.ua import Application, CloseConnection, Send, UAConfig, UserAgent
 
 __all__ = [
+    "Listen",
     "NamesResolver",
     "ReactorResolver",
     "SipDatagramProtocol",
     "SipResolver",
+    "SipService",
     "SipStack",
     "SipStreamProtocol",
     "tls_server_options",
@@ -439,3 +442,48 @@ class SipStack:
         self._pending.clear()
         self.ua.close()
         return defer.gatherResults(ds).addCallback(lambda _: None)
+
+
+@attrs.frozen
+class Listen:
+    """One listening endpoint: transport "UDP", "TCP" or "TLS", address and port; TLS
+    needs ``cert_path`` and ``key_path`` (PEM)."""
+
+    transport: str
+    interface: str = "127.0.0.1"
+    port: int = 5060
+    cert_path: str | None = None
+    key_path: str | None = None
+
+
+class SipService(Service):
+    """A ``twistd`` service around a :class:`SipStack`: listens on ``listens`` when
+    started, and stops listening, closes connections and cancels timers when stopped."""
+
+    def __init__(self, stack: SipStack, listens: list[Listen]) -> None:
+        self.stack = stack
+        self.listens = listens
+        self.ports: list[Any] = []
+
+    @defer.inlineCallbacks
+    def startService(self) -> Any:
+        """Open every listener (a failure propagates to twistd)."""
+        Service.startService(self)  # type: ignore[no-untyped-call]
+        for spec in self.listens:
+            transport = spec.transport.upper()
+            if transport == "UDP":
+                self.ports.append(self.stack.listen_udp(spec.port, spec.interface))
+            elif transport == "TCP":
+                self.ports.append((yield self.stack.listen_tcp(spec.port, spec.interface)))
+            elif transport == "TLS":
+                port = yield self.stack.listen_tls(
+                    spec.port, spec.interface, cert_path=spec.cert_path, key_path=spec.key_path
+                )
+                self.ports.append(port)
+            else:
+                raise ValueError(f"unknown SIP transport {spec.transport!r}")
+
+    def stopService(self) -> defer.Deferred[None]:
+        """Shut the stack down cleanly."""
+        Service.stopService(self)  # type: ignore[no-untyped-call]
+        return self.stack.stop()

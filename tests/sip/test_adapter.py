@@ -277,3 +277,17 @@ def test_core_target_names_connection() -> None:
     proto, _ = tcp_peer(reactor)
     assert proto.target == Target("TCP", "127.0.0.2", 40001)
     assert stack._connections[proto.target] is proto
+
+
+def test_sip_service_listens_and_stops() -> None:
+    """SipService opens the configured listeners on start and releases them on stop."""
+    from focus.adapters.sip_transport import Listen, SipService
+
+    reactor = Reactor()
+    stack = SipStack(reactor, UAConfig(host="127.0.0.1", listen=()), Recorder(), counter_random())
+    svc = SipService(stack, [Listen("UDP", port=5070), Listen("TCP", port=5070)])
+    svc.startService()
+    assert [t.transport for t in stack.ua.config.listen] == ["UDP", "TCP"]
+    assert len(reactor.tcpServers) == 1 and reactor.udp[0].listening
+    d = svc.stopService()
+    assert d.called and not reactor.udp[0].listening
