@@ -1,0 +1,639 @@
+"""``ChatClient``: one participant's dial-in to a chat room, usable from programs.
+
+The flow of :meth:`ChatClient.join` (PROFILE §4, §5, §7, §8; RFC 4975, 6135, 7701):
+
+1. ask the KMS for a ticket: initiator = our identity, responder = the room URI;
+2. build the TRANSFER_INIT (:func:`focus.keying.start_initiator`) and the SDP offer:
+   ``m=message 9 TCP/TLS/MSRP *`` with ``a=path:msrps://…``, ``a=accept-types:
+   message/cpim text/plain``, ``a=accept-wrapped-types:text/plain *``,
+   ``a=setup:active`` and media-level ``a=key-mgmt:mikey …``;
+3. INVITE the room through the proxy; a final error is a :class:`SipFailure` with the
+   status and Warning text;
+4. on 200 (the SIP core ACKs it, RFC 3261 §13.2.2.4) read the answer
+   (:func:`focus.sdp.interpret_answer`), verify its TRANSFER_RESP and derive the TLS PSK
+   (:func:`focus.keying.complete_initiator`); any failure hangs up with BYE;
+5. connect the TLS-PSK leg to the first hop of the answer's ``a=path`` as TLS client and
+   bind the session with an empty SEND (RFC 4975 §5.4, RFC 6135 §6); ``join`` fires when
+   that SEND is answered 200.
+
+Setup role. RFC 6135 §4.2.2 lets an offerer use ``actpass`` only when it can be
+reached; a command-line UE is often behind NAT, and the focus answers ``passive`` to
+``active`` anyway (PROFILE §8), so the UE offers ``active`` and never listens for MSRP.
+Its own path URI therefore names the discard port 9 (RFC 4145 §4.1): it is only the
+session's name in To-Path/From-Path, nobody connects to it.
+
+Chat (RFC 7701): every message is CPIM-wrapped (From = identity, To = room, or a
+participant for a private message); a nickname is requested with NICKNAME and
+Use-Nickname (refusals such as 425 are reported through ``on_log``, not fatal).
+Received messages go to ``on_message`` as :class:`ue.chat.Received`.
+
+Ending: :meth:`leave` closes the leg, sends BYE and waits (bounded) for its answer.
+:meth:`when_ended` fires when the session ends: with None after :meth:`leave`, with
+:class:`RemoteHangup` when the focus sent BYE, with :class:`LegFailure` when the leg
+broke (the client then hangs up itself).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+from twisted.internet.defer import Deferred, TimeoutError, ensureDeferred
+from twisted.internet.ssl import optionsForClientTLS
+from twisted.python.failure import Failure
+
+from focus import msrp
+from focus.adapters.msrp_leg import ActiveLeg, LegConfig, LegError, MsrpEvent, MsrpLeg
+from focus.keying import KeyingError, complete_initiator, start_initiator
+from focus.sdp import (
+    DISCARD_PORT,
+    Attribute,
+    Connection,
+    KeyMgmt,
+    Media,
+    MsrpUri,
+    Origin,
+    SdpError,
+    SessionDescription,
+    SetupRole,
+    format_list,
+    format_path,
+    interpret_answer,
+)
+from focus.sip.dialog import Dialog
+from focus.sip.message import Response
+from focus.sip.transaction import TimerConfig
+from focus.sip.ua import Application, IncomingRequest, OutgoingRequest, UAConfig, UserAgent
+from focus.sip.uri import parse_uri
+from focus.tls_psk import DEFAULT_CIPHERS, TLSPSKClientCreator, TLSPSKConfig, TLSPSKError
+from kms_client import KmsClientError, KmsRejected
+from mikey import TicketGrant
+
+from ._sip import SipEndpoint
+from .chat import CPIM, Received, build_cpim, describe_received
+from .errors import (
+    JoinTimeout,
+    KeyingFailure,
+    KmsFailure,
+    LegFailure,
+    RemoteHangup,
+    SdpFailure,
+    SipFailure,
+    UeError,
+)
+
+__all__ = ["ACCEPT_TYPES", "ACCEPT_WRAPPED_TYPES", "ChatClient", "TicketSource", "UeConfig"]
+
+#: What we declare on our m-line (RFC 4975 §8.6, RFC 7701 §5).
+ACCEPT_TYPES = ("message/cpim", "text/plain")
+ACCEPT_WRAPPED_TYPES = ("text/plain", "*")
+
+
+class TicketSource(Protocol):
+    """What the client needs of the KMS (``kms_client.KmsClient`` fits)."""
+
+    def request_ticket(
+        self, *, initiator: str, responders: list[str], validity: float = 3600.0
+    ) -> Deferred[TicketGrant]: ...
+
+
+def _transport(_inst: object, _attribute: object, value: str) -> None:
+    if value.upper() not in ("UDP", "TCP", "TLS"):
+        raise ValueError(f"transport must be udp, tcp or tls, not {value!r}")
+
+
+@attrs.frozen
+class UeConfig:
+    """Everything one UE session needs besides the KMS and the reactor.
+
+    ``proxy`` is the next hop (host, port) every request goes through; ``local_host`` the
+    address our SIP socket binds to (and names in Via/Contact and the MSRP path).
+    Timeouts are seconds: ``invite_timeout`` until the INVITE has a final answer,
+    ``leg_timeout`` until the MSRP leg is up and bound, ``bye_timeout`` for the BYE's
+    answer. ``keylog_path`` appends the TLS secrets of the leg in NSS key log format.
+    """
+
+    identity: str
+    room: str
+    proxy: tuple[str, int]
+    transport: str = attrs.field(default="udp", validator=_transport)
+    local_host: str = "127.0.0.1"
+    sip_port: int = 0
+    nickname: str | None = None
+    cipher_suites: str = DEFAULT_CIPHERS
+    keylog_path: Path | None = None
+    sip_tls_ca: Path | None = None
+    invite_timeout: float = 32.0
+    leg_timeout: float = 10.0
+    bye_timeout: float = 5.0
+    ticket_validity: float = 3600.0
+    user_agent: str = "focus-ue"
+
+
+Logger = Callable[[str], None]
+
+
+class _SipApplication(Application):
+    """The UE as a SIP transaction user: it only expects the focus's BYE."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self._client = client
+
+    def on_request(self, incoming: IncomingRequest, now: float) -> None:
+        if incoming.request.method == "INVITE":
+            # A re-INVITE: the UE keeps its one MSRP line as negotiated.
+            incoming.respond(488, now=now)
+        else:
+            incoming.respond(501, now=now)
+
+    def on_dialog_terminated(self, dialog: Dialog, reason: str, now: float) -> None:
+        self._client._dialog_ended(dialog, reason)
+
+
+class _LegEvents:
+    """LegListener of the client's one MSRP leg."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self._client = client
+
+    def leg_up(self, leg: MsrpLeg) -> None:
+        self._client._leg_up(leg)
+
+    def msrp_event(self, leg: MsrpLeg, event: MsrpEvent) -> None:
+        self._client._msrp_event(leg, event)
+
+    def leg_failed(self, leg: MsrpLeg, error: LegError) -> None:
+        self._client._leg_failed(error)
+
+
+class ChatClient:
+    """One dial-in session to a chat room (see the module docstring).
+
+    ``kms`` requests the ticket; ``reactor`` gives time, timers, sockets and TLS;
+    ``on_message`` gets every received message, ``on_log`` one line of progress or
+    trouble at a time (no secrets). ``random_bytes`` draws CSB IDs, RANDRi, tags and MSRP
+    identifiers.
+    """
+
+    def __init__(
+        self,
+        config: UeConfig,
+        *,
+        kms: TicketSource,
+        reactor: Any,
+        on_message: Callable[[Received], None] = lambda _received: None,
+        on_log: Logger = lambda _line: None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        sip_timers: TimerConfig | None = None,
+    ) -> None:
+        self.config = config
+        self._kms = kms
+        self._reactor = reactor
+        self._on_message = on_message
+        self._log = on_log
+        self._random = random_bytes
+        self._sip_timers = sip_timers if sip_timers is not None else TimerConfig()
+        self._endpoint: SipEndpoint | None = None
+        self._ua: UserAgent | None = None
+        self._invite: OutgoingRequest | None = None
+        self._dialog: Dialog | None = None
+        self._leg: ActiveLeg | None = None
+        self._params: msrp.SessionParams | None = None
+        self._bind_tid: str | None = None
+        self._leg_ready: Deferred[None] | None = None
+        self._ended: list[Deferred[None]] = []
+        self._outcome: UeError | bool | None = False  # False: not ended yet
+        self._leaving = False
+        self._nick_tids: dict[str, str] = {}
+        self.joined = False
+
+    # -- public API -----------------------------------------------------------------------
+
+    def join(self) -> Deferred[None]:
+        """Dial in; fires once the MSRP session is bound, fails with a :class:`UeError`."""
+        return ensureDeferred(self._join())
+
+    def when_ended(self) -> Deferred[None]:
+        """A Deferred for the end of the session (see the module docstring)."""
+        d: Deferred[None] = Deferred()
+        if self._outcome is False:
+            self._ended.append(d)
+        else:
+            self._fire(d, self._outcome)
+        return d
+
+    def send_chat(self, text: str) -> str | None:
+        """Send ``text`` to the room; return its Message-ID (None if not possible)."""
+        return self._send_text(self.config.room, text)
+
+    def send_private(self, to: str, text: str) -> str | None:
+        """Send ``text`` to participant ``to`` only (RFC 7701 §6.2)."""
+        return self._send_text(to, text)
+
+    def set_nickname(self, nickname: str) -> None:
+        """Ask for ``nickname`` (RFC 7701 §7.1); the outcome is logged."""
+        leg, params = self._leg, self._params
+        if leg is None or params is None or not self.joined:
+            self._log("cannot set a nickname: not in the room")
+            return
+        quoted = nickname.replace("\\", "\\\\").replace('"', '\\"')
+        try:
+            tid, commands = leg.connection.send_request(
+                params.local_uri, "NICKNAME", leg.now(), headers=[("Use-Nickname", f'"{quoted}"')]
+            )
+        except msrp.MsrpError as exc:
+            self._log(f"cannot set nickname {nickname!r}: {exc}")
+            return
+        self._nick_tids[tid] = nickname
+        leg.execute(commands)
+
+    def leave(self) -> Deferred[None]:
+        """Close the leg, send BYE and wait (at most ``bye_timeout``) for its answer."""
+        return ensureDeferred(self._leave())
+
+    # -- joining ---------------------------------------------------------------------------
+
+    async def _join(self) -> None:
+        config = self.config
+        self._log(
+            f"joining {config.room} as {config.identity} via "
+            f"{config.proxy[0]}:{config.proxy[1]} over {config.transport.upper()}"
+        )
+        try:
+            grant = await self._kms.request_ticket(
+                initiator=config.identity,
+                responders=[config.room],
+                validity=config.ticket_validity,
+            )
+        except KmsRejected as exc:
+            hint = ""
+            if exc.err_code in (0, 7):
+                # ERR 0 auth failure / 7 invalid ID (RFC 3830 §6.12): usually a wrong key,
+                # identity, PSK id or KMS identity on our side.
+                hint = " (check --kms-key, --identity, --kms-psk-id and --kms-identity)"
+            raise KmsFailure(f"KMS ticket request failed: {exc}{hint}") from exc
+        except KmsClientError as exc:
+            raise KmsFailure(f"KMS ticket request failed: {exc}") from exc
+        self._log("KMS ticket obtained")
+        try:
+            offer_keys = start_initiator(
+                grant,
+                initiator=config.identity,
+                responder=config.room,
+                now=self._now(),
+                csb_id=int.from_bytes(self._random(4), "big"),
+                rand=self._random(max(16, grant.suite.key_len)),
+            )
+        except KeyingError as exc:
+            raise KeyingFailure(f"cannot build the TRANSFER_INIT: {exc.reason}") from exc
+        local_uri = MsrpUri(
+            scheme="msrps",
+            host=_uri_host(config.local_host),
+            port=DISCARD_PORT,
+            session_id=self._random(12).hex(),
+        )
+        offer = self._offer(local_uri, KeyMgmt("mikey", offer_keys.transfer_init))
+        self._start_sip()
+        response = await self._send_invite(offer)
+        self._log(f"INVITE answered: {response.status} {response.reason}")
+        try:
+            answer = SessionDescription.parse(response.body)
+            line = interpret_answer(offer, answer).accepted[0]
+            if line.focus_role is not SetupRole.ACTIVE or line.connect_to is None:
+                # RFC 4145 §4.1: the only answer to an active offer is passive.
+                raise SdpFailure("the answer's a=setup does not fit our a=setup:active")
+            if line.key_mgmt is None:
+                raise SdpFailure("the answer carries no a=key-mgmt:mikey")
+            key = complete_initiator(offer_keys, line.key_mgmt.data, now=self._now())
+            creator = TLSPSKClientCreator(
+                key.psk,
+                TLSPSKConfig(ciphers=config.cipher_suites, keylog_path=config.keylog_path),
+            )
+        except (SdpError, SdpFailure) as exc:
+            await self._hang_up()
+            reason = exc.reason if isinstance(exc, SdpError) else str(exc)
+            raise SdpFailure(f"unusable SDP answer: {reason}") from exc
+        except KeyingError as exc:
+            await self._hang_up()
+            raise KeyingFailure(f"keying failed: {exc.reason}") from exc
+        except TLSPSKError as exc:
+            await self._hang_up()
+            raise LegFailure(f"cannot set up TLS-PSK: {exc}") from exc
+        for warning in key.warnings:
+            self._log(f"warning: {warning}")
+        self._log(f"TRANSFER_RESP verified: responder {key.responder}, TLS PSK derived")
+        host, port = line.connect_to
+        self._params = msrp.SessionParams(
+            local_uri=msrp.MsrpUri.parse(str(local_uri)),
+            peer_path=tuple(msrp.MsrpUri.parse(str(u)) for u in line.peer_path),
+            accept_types=ACCEPT_TYPES,
+            accept_wrapped_types=ACCEPT_WRAPPED_TYPES,
+            peer_accept_types=line.accept_types,
+            peer_accept_wrapped_types=line.accept_wrapped_types,
+            peer_max_size=line.max_size,
+        )
+        await self._start_leg(creator, host, port)
+        self.joined = True
+        self._log(f"MSRP leg up to {host}:{port}: in the room {config.room}")
+        if config.nickname:
+            self.set_nickname(config.nickname)
+
+    def _offer(self, local_uri: MsrpUri, key_mgmt: KeyMgmt) -> SessionDescription:
+        host = self.config.local_host
+        addrtype = "IP6" if ":" in host else "IP4"
+        media = Media(
+            "message",
+            DISCARD_PORT,
+            "TCP/TLS/MSRP",
+            ("*",),
+            attributes=(
+                Attribute("path", format_path([local_uri])),
+                Attribute("accept-types", format_list(ACCEPT_TYPES)),
+                Attribute("accept-wrapped-types", format_list(ACCEPT_WRAPPED_TYPES)),
+                SetupRole.ACTIVE.attribute(),
+                key_mgmt.attribute(),
+            ),
+        )
+        return SessionDescription(
+            origin=Origin("-", int.from_bytes(self._random(4), "big"), 1, host, "IN", addrtype),
+            session_name="-",
+            connection=Connection(host, "IN", addrtype),
+            media=(media,),
+        )
+
+    def _start_sip(self) -> None:
+        config = self.config
+        transport = config.transport.upper()
+        client_tls = None
+        if transport == "TLS":
+            trust = None
+            if config.sip_tls_ca is not None:
+                from twisted.internet.ssl import Certificate
+
+                trust = Certificate.loadPEM(config.sip_tls_ca.read_bytes())
+
+            def client_tls(hostname: str) -> Any:
+                return optionsForClientTLS(hostname, trustRoot=trust)
+
+        endpoint = SipEndpoint(self._reactor, transport, client_tls=client_tls)
+        local = endpoint.listen(config.local_host, config.sip_port)
+        proxy_host, proxy_port = config.proxy
+        bracketed = f"[{proxy_host}]" if ":" in proxy_host else proxy_host
+        proxy = parse_uri(f"sip:{bracketed}:{proxy_port};transport={transport.lower()};lr")
+        ua_config = UAConfig(
+            host=config.local_host,
+            listen=(local,),
+            outbound_proxy=proxy,  # type: ignore[arg-type]
+            timers=self._sip_timers,
+            user_agent=config.user_agent,
+            default_transport=transport,
+            invite_timeout=config.invite_timeout,
+        )
+        self._ua = UserAgent(ua_config, _SipApplication(self), self._random)
+        endpoint.attach(self._ua)
+        self._endpoint = endpoint
+
+    async def _send_invite(self, offer: SessionDescription) -> Response:
+        assert self._ua is not None
+        final: Deferred[Response] = Deferred()
+
+        def handler(out: OutgoingRequest, response: Response) -> None:
+            if response.status < 200:
+                self._log(f"INVITE: {response.status} {response.reason}")
+            elif not final.called:
+                final.callback(response)
+
+        self._invite = self._ua.invite(
+            self.config.room,
+            from_=f"<{self.config.identity}>",
+            now=self._now(),
+            handler=handler,
+            body=offer.encode(),
+            headers=[("Accept", "application/sdp")],
+        )
+        assert self._endpoint is not None
+        self._endpoint.flush()
+        # The core CANCELs after invite_timeout and then gives up after 64*T1 more;
+        # this guard only makes sure the wait ends.
+        guard = self.config.invite_timeout + 64 * self._sip_timers.t1 + 1.0
+        try:
+            response = await final.addTimeout(guard, self._reactor)
+        except TimeoutError:
+            self._stop()
+            raise SipFailure(408, "no final answer to the INVITE", None) from None
+        if response.status >= 300:
+            self._stop()
+            raise SipFailure(response.status, response.reason, response.headers.get("Warning"))
+        self._dialog = self._invite.dialog
+        return response
+
+    async def _start_leg(self, creator: TLSPSKClientCreator, host: str, port: int) -> None:
+        ready: Deferred[None] = Deferred()
+        self._leg_ready = ready
+        assert self._params is not None
+        registry = msrp.SessionRegistry()
+        registry.add(self._params)
+        connection = msrp.MsrpConnection(registry=registry, random=self._random)
+        leg_id = self._params.local_uri.session_id or "ue"
+        self._leg = ActiveLeg(
+            leg_id,
+            creator,
+            connection,
+            _LegEvents(self),
+            host=host,
+            port=port,
+            reactor=self._reactor,
+            clock=self._reactor,
+            config=LegConfig(host=self.config.local_host, setup_timeout=self.config.leg_timeout),
+        )
+        self._leg.start()
+        # The leg's own setup timer covers connect + handshake; this one also covers the
+        # binding SEND's answer.
+        try:
+            await ready.addTimeout(self.config.leg_timeout + 1.0, self._reactor)
+        except TimeoutError:
+            await self._hang_up()
+            raise JoinTimeout(
+                f"MSRP leg to {host}:{port} not bound within {self.config.leg_timeout:g} s"
+            ) from None
+        except UeError:
+            await self._hang_up()
+            raise
+
+    # -- chatting ---------------------------------------------------------------------------
+
+    def _send_text(self, to: str, text: str) -> str | None:
+        leg, params = self._leg, self._params
+        if leg is None or params is None or not self.joined:
+            self._log("cannot send: not in the room")
+            return None
+        body = build_cpim(sender=self.config.identity, to=to, text=text)
+        try:
+            message_id, commands = leg.connection.send_message(
+                params.local_uri, CPIM, body, leg.now()
+            )
+        except msrp.MsrpError as exc:
+            self._log(f"cannot send: {exc}")
+            return None
+        leg.execute(commands)
+        return message_id
+
+    # -- leg events ---------------------------------------------------------------------------
+
+    def _leg_up(self, leg: MsrpLeg) -> None:
+        assert self._params is not None
+        self._log("TLS-PSK handshake done; binding the MSRP session")
+        commands = leg.connection.open_session(self._params, leg.now())
+        # The binding SEND is the first request of the connection (RFC 4975 §5.4).
+        for command in commands:
+            if isinstance(command, msrp.SendBytes) and self._bind_tid is None:
+                self._bind_tid = command.data.split(b" ", 2)[1].decode("ascii")
+        leg.execute(commands)
+
+    def _msrp_event(self, leg: MsrpLeg, event: MsrpEvent) -> None:
+        if isinstance(event, msrp.MessageReceived):
+            self._message_received(leg, event)
+        elif isinstance(event, msrp.TransactionCompleted):
+            if event.transaction_id == self._bind_tid:
+                self._ready(None)
+            elif event.transaction_id in self._nick_tids:
+                self._log(f"nickname {self._nick_tids.pop(event.transaction_id)!r} accepted")
+        elif isinstance(event, msrp.TransactionFailed):
+            if event.transaction_id == self._bind_tid:
+                self._ready(
+                    LegFailure(
+                        f"the focus refused to bind the MSRP session: {event.code} "
+                        f"{event.comment or ''}".rstrip()
+                    )
+                )
+            elif event.transaction_id in self._nick_tids:
+                nickname = self._nick_tids.pop(event.transaction_id)
+                comment = f" {event.comment}" if event.comment else ""
+                self._log(f"nickname {nickname!r} refused: {event.code}{comment}")
+        elif isinstance(event, msrp.MessageFailed):
+            comment = f" {event.comment}" if event.comment else ""
+            self._log(f"message {event.message_id} not delivered: {event.code}{comment}")
+        elif isinstance(event, msrp.ReportReceived):
+            if event.status.code != 200:
+                self._log(f"message {event.message_id} failed: REPORT {event.status.code}")
+        elif isinstance(event, msrp.RequestReceived):
+            leg.execute(leg.connection.respond(event.request.transaction_id, 501, leg.now()))
+        elif isinstance(event, msrp.MessageAborted):
+            self._log(f"incoming message {event.message_id} aborted: {event.reason}")
+        elif isinstance(event, msrp.FrameRejected):
+            self._log(f"MSRP frame rejected: {event.error}")
+
+    def _message_received(self, leg: MsrpLeg, event: msrp.MessageReceived) -> None:
+        if not event.body and event.content_type is None:
+            # An empty SEND (a peer's binding request, RFC 4975 §5.4): nothing to show.
+            if event.needs_answer:
+                leg.execute(leg.connection.respond(event.transaction_id, 200, leg.now()))
+            return
+        try:
+            received = describe_received(
+                room=self.config.room, content_type=event.content_type, body=event.body
+            )
+        except msrp.MsrpError as exc:
+            self._log(f"malformed message received: {exc}")
+            if event.needs_answer:
+                leg.execute(leg.connection.respond(event.transaction_id, exc.status, leg.now()))
+            return
+        if event.needs_answer:
+            leg.execute(leg.connection.respond(event.transaction_id, 200, leg.now()))
+        self._on_message(received)
+
+    def _leg_failed(self, error: LegError) -> None:
+        if self._leg_ready is not None and not self._leg_ready.called:
+            self._ready(LegFailure(f"MSRP leg failed: {error}"))
+            return
+        if self._leaving:
+            return
+        self._log(f"MSRP leg failed: {error}")
+        ensureDeferred(self._hang_up()).addBoth(
+            lambda _: self._end(LegFailure(f"MSRP leg failed: {error}"))
+        )
+
+    def _ready(self, error: UeError | None) -> None:
+        ready = self._leg_ready
+        if ready is None or ready.called:
+            return
+        if error is None:
+            ready.callback(None)
+        else:
+            ready.errback(error)
+
+    # -- ending --------------------------------------------------------------------------------
+
+    def _dialog_ended(self, dialog: Dialog, reason: str) -> None:
+        if dialog is not self._dialog or reason == "local-bye":
+            return
+        self._dialog = None
+        if self._leg is not None:
+            self._leg.close()
+        if reason == "bye":
+            self._log("the focus ended the session (BYE)")
+            error: UeError = RemoteHangup("the focus ended the session (BYE)")
+        else:
+            self._log(f"SIP dialog ended: {reason}")
+            error = LegFailure(f"SIP dialog ended: {reason}")
+        self._ready(error)
+        self._reactor.callLater(0, self._stop)
+        self._end(error)
+
+    async def _leave(self) -> None:
+        self._leaving = True
+        await self._hang_up()
+        self._end(None)
+
+    async def _hang_up(self) -> None:
+        """Close the leg, send BYE if there is a dialog, wait for the answer (bounded)."""
+        if self._leg is not None:
+            self._leg.close()
+        dialog, self._dialog = self._dialog, None
+        if dialog is not None and self._ua is not None and self._endpoint is not None:
+            answered: Deferred[Response] = Deferred()
+
+            def handler(_out: OutgoingRequest, response: Response) -> None:
+                if response.status >= 200 and not answered.called:
+                    answered.callback(response)
+
+            self._log("sending BYE")
+            self._ua.bye(dialog, self._now(), handler)
+            self._endpoint.flush()
+            try:
+                response = await answered.addTimeout(self.config.bye_timeout, self._reactor)
+                self._log(f"BYE answered: {response.status} {response.reason}")
+            except TimeoutError:
+                self._log(f"no answer to BYE within {self.config.bye_timeout:g} s")
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._endpoint is not None:
+            self._endpoint.close()
+        if self._ua is not None:
+            self._ua.close()
+
+    def _end(self, error: UeError | None) -> None:
+        if self._outcome is not False:
+            return
+        self._outcome = error
+        waiting, self._ended = self._ended, []
+        for d in waiting:
+            self._fire(d, error)
+
+    @staticmethod
+    def _fire(d: Deferred[None], outcome: UeError | bool | None) -> None:
+        if isinstance(outcome, UeError):
+            d.errback(Failure(outcome))  # type: ignore[no-untyped-call]
+        else:
+            d.callback(None)
+
+    def _now(self) -> float:
+        return float(self._reactor.seconds())
+
+
+def _uri_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
