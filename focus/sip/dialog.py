@@ -78,13 +78,14 @@ class Dialog:
             raise ProtocolError("a dialog-creating response needs a To tag")
         from_ = request.from_
         contacts = request.contacts
-        if not contacts:
-            raise ProtocolError("a dialog-creating request needs a Contact (§12.1.1)")
+        # §8.1.1.8 makes Contact mandatory in an INVITE; RFC 2543 peers (RFC 4475 §3.4.1)
+        # may omit it, and then the From URI is the best remote target there is.
+        remote_target = contacts[0].uri if contacts else from_.uri
         return cls(
             id=DialogId(request.call_id, to.tag, from_.tag or ""),
             local=to,
             remote=from_,
-            remote_target=contacts[0].uri,
+            remote_target=remote_target,
             route_set=request.record_routes,  # §12.1.1: in order, no reversal
             local_seq=0,  # §12.1.1: empty; we start at 0 and pick a random-free 1
             remote_seq=request.cseq.seq,

@@ -48,6 +48,8 @@ def test_uas_answers_torture_message(name: str, status: int | None) -> None:
     sent = [parse_message(c.data) for c in ua.drain()]  # type: ignore[union-attr]
     finals = [m.status for m in sent if isinstance(m, Response) and m.status >= 200]
     assert finals == ([] if status is None else [status])
+    if status == 200 and data.startswith(b"INVITE"):
+        assert len(ua.dialogs) == 1  # the 2xx created the dialog (§12.1.1)
     for m in sent:
         assert isinstance(m, Response)
         if m.status == 400:
