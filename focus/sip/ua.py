@@ -1018,18 +1018,21 @@ class UserAgent:
         if entry is None:
             return
         _, out = entry
+        # Bookkeeping first, the application last: an exception in a response handler
+        # must not leave a dead transaction in the table or an ACK unsent.
         for o in outputs:
             if isinstance(o, Transmit):
                 self._send(o.message, o.target)
-            elif isinstance(o, ToTU):
+            elif isinstance(o, Terminated):
+                self._client.pop(key, None)
+                self._invite_guard.pop(key, None)
+        for o in outputs:
+            if isinstance(o, ToTU):
                 assert isinstance(o.message, Response)
                 self._client_response(out, o.message, now)
             elif isinstance(o, TimedOut):
                 # §8.1.3.1: a timeout is a 408, a transport error a 503.
                 self._synthesize(out, 408 if o.reason == "timeout" else 503, now)
-            elif isinstance(o, Terminated):
-                self._client.pop(key, None)
-                self._invite_guard.pop(key, None)
 
     def _synthesize(self, out: OutgoingRequest, status: int, now: float) -> None:
         if out.final is not None:
