@@ -395,3 +395,26 @@ def test_large_request_switches_from_udp_to_tcp() -> None:
     ua.invite("sip:room@127.0.0.1;transport=udp", from_="<sip:a@example.net>", now=0.0, body=big)
     (cmd,) = ua.drain()
     assert cmd.target.transport == "UDP"  # type: ignore[union-attr]
+
+
+def test_failing_response_handler_leaves_no_transaction_behind() -> None:
+    """A response handler that raises does not keep a finished transaction alive."""
+    import pytest
+
+    net = Net()
+    client = net.add("127.0.0.2", 5062, Recorder())
+
+    def boom(out: object, resp: Response) -> None:
+        raise RuntimeError("handler bug")
+
+    out = client.send_request(
+        client.new_request("OPTIONS", "sip:127.0.0.1", from_="<sip:a@b.c>"), 0.0, boom
+    )
+    client.drain()
+    from focus.sip.ua import make_response
+
+    resp = make_response(out.request, 200, to_tag="x")
+    with pytest.raises(RuntimeError):
+        client.datagram_received(resp.encode(), Target("UDP", "127.0.0.1", 5060), 0.1)
+    client.on_timer(10.0)  # Timer K
+    assert not client._client
