@@ -579,15 +579,22 @@ def build_request_init(
     id_kms: bytes,
     id_rs: list[bytes],
     id_psk: bytes | None = None,
-    validity: float = 3600.0,
+    validity: float | None = 3600.0,
+    flags: frozenset[str] = PROFILE_FLAGS,
+    tp_prf: int | None = None,
+    send_idr_kms: bool = True,
 ) -> bytes:
-    """REQUEST_INIT_PSK = HDR, T, RANDRi, IDRi, IDRkms, TP, [IDRpsk], V."""
+    """REQUEST_INIT_PSK = HDR, T, RANDRi, IDRi, IDRkms, TP, [IDRpsk], V.
+
+    The keyword knobs (validity None = no TRe, other flags, a TP PRF differing from the
+    HDR's, IDRkms left out) build requests RFC 6043 allows but PROFILE §4 does not send.
+    """
     # TP KEMAC: NULL/NULL, key data zeroed (§6.10); PROFILE §2 gives every key an SPI.
     zero_tgk = key_data([(KEY_TGK, bytes(suite.key_len), bytes(4))])
     kemac = (PT_KEMAC, struct.pack(">BH", 0, len(zero_tgk)) + zero_tgk + b"\x00")
     tp_data = [
         p_idr(ROLE_I, id_i),
-        p_tr(TR_END, ntp(now + validity)),
+        *([p_tr(TR_END, ntp(now + validity))] if validity is not None else []),
         kemac,
         *[p_idr(ROLE_R, r) for r in id_rs],
     ]
@@ -596,8 +603,8 @@ def build_request_init(
         p_t(ntp(now)),
         p_randr(ROLE_I, randri),
         p_idr(ROLE_I, id_i),
-        p_idr(ROLE_KMS, id_kms),
-        (PT_TP, tp_body(suite.prf, PROFILE_FLAGS, tp_data)),
+        *([p_idr(ROLE_KMS, id_kms)] if send_idr_kms else []),
+        (PT_TP, tp_body(suite.prf if tp_prf is None else tp_prf, flags, tp_data)),
     ]
     if id_psk is not None:
         parts.append(p_idr(ROLE_PSK, id_psk, id_type=2))
@@ -877,6 +884,8 @@ class MiniKms:
     tickets: dict[bytes, dict[str, Any]] = field(default_factory=dict)
     seen: set[bytes] = field(default_factory=set)
     ticket_type: int = 0xF000  # private use (RFC 6043 §6.10): the Ticket Data is ours alone
+    grant_flags: frozenset[str] = PROFILE_FLAGS  # what this KMS grants (it decides, §4.2.1.5)
+    grant_responders: tuple[bytes, ...] | None = None  # None: the requested IDRr
 
     def _user(self, m: Msg, role: int) -> tuple[bytes, KmsUser]:
         ids = m.opt(PT_IDR, ROLE_PSK)
@@ -943,11 +952,11 @@ class MiniKms:
             p_idr(ROLE_KMS, self.identity),
             p_idr(ROLE_I, id_i),
             p_tr(TR_END, ntp(now + 3600)),
-            *[p_idr(ROLE_R, r) for r in id_rs],
+            *[p_idr(ROLE_R, r) for r in (self.grant_responders or id_rs)],
         ]
         tbody = (
             struct.pack(">HBB", self.ticket_type, 1, 1)
-            + tp_body(suite.prf, PROFILE_FLAGS, granted)[4:]
+            + tp_body(suite.prf, self.grant_flags, granted)[4:]
             + struct.pack(">H", len(ticket_id))
             + ticket_id
             + b"\x00\x00"

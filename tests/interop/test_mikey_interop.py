@@ -316,3 +316,43 @@ def test_independent_kms_rejects_our_request_from_unknown_user(env):
     status, body = env["kms"].handle(req)
     assert status == 403
     assert mikey.read_error(body).err_codes == (7,)
+
+
+# --- the initiator must check the granted Ticket Policy (RFC 6043 §4.2.1.6) -----------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="mikey.read_request_resp accepts a granted policy with G=0, H=0 or F=0 although "
+    "derive_tls_psk always uses RANDRi and RANDRr and a TRANSFER_RESP is always awaited "
+    "(RFC 6043 §4.2.1.6: the Initiator MUST check the granted policy; §5.1.3: H/G select "
+    "the RANDs) — our own responder refuses such tickets (check_transfer_init_profile); "
+    "read_request_resp should raise PolicyError (ERR 15) like it does for I=1 and N=0",
+)
+@pytest.mark.parametrize("granted", ["DEFHNO", "DEFGNO", "DEHNO"], ids=["G0", "H0", "F0G0"])
+def test_our_initiator_refuses_grants_the_profile_cannot_use(env, granted):
+    """A grant lacking F, G or H (which PROFILE §4 needs) is refused when it is read."""
+    env["kms"].grant_flags = frozenset(granted)
+    with pytest.raises(mikey.MikeyError):
+        our_grant(env)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="mikey.build_transfer_init builds a TRANSFER_INIT for a responder the granted "
+    "ticket does not name (RFC 6043 §4.2.1.6 MUST check the granted policy; the resolve "
+    "will fail at the KMS later); it should raise PolicyError",
+)
+def test_our_initiator_refuses_transfer_to_responder_not_in_ticket(env):
+    """A TRANSFER_INIT to Bob is refused when the KMS granted the ticket for Eve only."""
+    env["kms"].grant_responders = (b"sip:eve@example.net",)
+    _req, _resp, grant = our_grant(env)
+    with pytest.raises(mikey.MikeyError):
+        mikey.build_transfer_init(
+            grant=grant,
+            initiator=ALICE,
+            responder=BOB,
+            now=NOW,
+            csb_id=1,
+            rand=env["rnd"](env["so"].rand_len),
+        )
