@@ -842,6 +842,8 @@ class FocusService(Service):
         self.stack = SipStack(reactor, ua_config, self.app, random, idle_timeout=sip.idle_timeout)
         self.app.ua = self.stack.ua
         self.listening: list[Target] = []
+        #: Fires with the listening SIP addresses once every listener is up.
+        self.ready: defer.Deferred[list[Target]] = defer.Deferred()
 
     def startService(self) -> None:
         self._start_logging()
@@ -894,9 +896,13 @@ class FocusService(Service):
             policy=str(self.config.policy_file),
             rooms=len(self.policy.rooms),
         )
+        if not self.ready.called:
+            self.ready.callback(self.listening)
 
     def _listen_failed(self, failure: Any) -> None:
         self.events.emit("listen_failed", level=LogLevel.critical, reason=str(failure.value))
+        if not self.ready.called:
+            self.ready.errback(failure)
         if getattr(self.reactor, "running", False):
             self.reactor.stop()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-import mikey
 from focus.conference import LegState
 from focus.keying import complete_initiator
 from focus.sdp import SessionDescription, effective_key_mgmt, path
@@ -250,6 +249,3 @@ def test_no_key_in_logs() -> None:
     assert any(e.get("focus_event") == "join" for e in seen)
     for secret in (psk, grant.mpki, grant.tgk):
         assert secret.hex() not in text and repr(secret) not in text
-
-
-_ = mikey
