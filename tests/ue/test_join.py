@@ -7,14 +7,17 @@ ports chosen by the system, and is bounded by a hard timeout.
 from __future__ import annotations
 
 import io
+import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.protocol import ProcessProtocol
 
 from tests.ue._focus import ALICE, BOB, KEYS, KMS_ID, ROOM, FakeFocus, LoopbackKms
 from ue.chat import Received
@@ -295,3 +298,55 @@ async def test_cli_exits_non_zero_on_remote_bye(setup: tuple[LoopbackKms, FakeFo
     focus.hang_up(ALICE)
     assert await finished == 7
     assert "the focus ended the session (BYE)" in err.getvalue()
+
+
+class Collect(ProcessProtocol):
+    """Feeds stdin to a child process and keeps its output and exit code."""
+
+    def __init__(self, stdin: bytes) -> None:
+        self.stdin = stdin
+        self.out = b""
+        self.err = b""
+        self.ended: defer.Deferred[int] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(self.stdin)
+        self.transport.closeStdin()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+
+    def errReceived(self, data: bytes) -> None:
+        self.err += data
+
+    def processEnded(self, reason: Any) -> None:
+        self.ended.callback(reason.value.exitCode)
+
+
+@pytest_twisted.ensureDeferred
+async def test_console_script_reads_stdin_and_exits_0(
+    setup: tuple[LoopbackKms, FakeFocus],
+) -> None:
+    """The installed focus-ue script, stdin piped: joins, sends, lingers, leaves, exits 0."""
+    kms, focus = setup
+    bob = Peer(kms, focus, BOB)
+    await bob.client.join()
+    script = Path(sys.executable).with_name("focus-ue")
+    child = Collect(b"hello from a process\n")
+    args = [str(script), *cli_args(kms, focus, "--linger", "1")]
+    process = _reactor().spawnProcess(child, str(script), args, env=None)
+    timer = _reactor().callLater(20, process.signalProcess, "KILL")
+    await wait_for(lambda: bob.messages, timeout=10, why=child.err.decode)
+    bob.client.send_chat("welcome")
+    code = await child.ended
+    if timer.active():
+        timer.cancel()
+    assert code == 0, child.err.decode()
+    assert bob.messages == [Received(ALICE, ROOM, TEXT, "hello from a process", private=False)]
+    printed = [json.loads(line) for line in child.out.decode().splitlines()]
+    assert printed == [
+        {"from": BOB, "to": ROOM, "content_type": TEXT, "body": "welcome", "private": False}
+    ]
+    assert b"left the room" in child.err
+    await bob.client.leave()
