@@ -523,3 +523,57 @@ def test_twistd_kms_refuses_open_ended_or_overlong_validity(plain_kms):
 def test_twistd_kms_requires_idrkms(plain_kms):
     """A REQUEST_INIT without IDRkms (RFC 6043 §4.2.1.1 MAY) is refused (PROFILE: always sent)."""
     assert _ask(plain_kms, send_idr_kms=False)[:2] == (400, [12])
+
+
+def _fixed_answer(status: int, ctype: bytes, body: bytes):
+    from twisted.web.resource import Resource
+
+    class Fixed(Resource):
+        isLeaf = True
+
+        def render_POST(self, request):
+            request.setResponseCode(status)
+            request.setHeader(b"content-type", ctype)
+            return body
+
+    return Fixed()
+
+
+@pytest.mark.parametrize(
+    ("status", "ctype", "body", "error", "err_code"),
+    [
+        (409, b"application/mikey", "ERR1", "KmsRejected", 1),
+        (403, b"application/mikey", "ERR0", "KmsRejected", 0),
+        (400, b"text/plain", "junk", "KmsRejected", None),
+        (200, b"text/plain", "ERR1", "KmsProtocolError", None),
+        (200, b"application/mikey", "junk", "KmsProtocolError", None),
+    ],
+    ids=["409", "403", "400-plain", "200-wrong-type", "200-junk"],
+)
+def test_our_kms_client_maps_profile_http_answers(status, ctype, body, error, err_code):
+    """PROFILE §3 answers from an independent server map to KmsRejected / KmsProtocolError."""
+    from treq.testing import RequestTraversalAgent
+    from twisted.internet.task import Clock
+
+    import kms_client
+
+    clock = Clock()
+    clock.advance(NOW)
+    raw = {
+        "ERR1": im.build_error(bytes(8), 1, NOW),
+        "ERR0": im.build_error(bytes(8), 0, NOW),
+        "junk": b"\x01\x02garbage",
+    }[body]
+    agent = RequestTraversalAgent(_fixed_answer(status, ctype, raw))
+    c = kms_client.KmsClient(
+        base_url="http://kms.test" + BASE,
+        kms_identity=KMS.decode(),
+        psk=KEYS[ALICE],
+        http=agent,
+        reactor=clock,
+        allow_plain_http=True,
+    )
+    with pytest.raises(getattr(kms_client, error)) as ei:
+        _run(c.request_ticket(initiator=ALICE.decode(), responders=[BOB.decode()]), agent)
+    if err_code is not None:
+        assert ei.value.err_code == err_code
