@@ -558,12 +558,13 @@ def _config(document: Mapping[str, object], base: Path, source: str) -> FocusCon
         _fail((), "missing required section [kms]")
     if "policy" not in document:
         _fail((), "missing required section [policy]")
+    kms = _kms(document["kms"], base)
     policy = _Section(document["policy"], ("policy",), {"file"}, base)
     policy_file = policy.file("file")
     if policy_file is None:
         _fail(("policy",), "missing required key 'file'")
     return FocusConfig(
-        kms=_kms(document["kms"], base),
+        kms=kms,
         policy_file=policy_file,
         sip=_sip(document.get("sip", {}), base),
         msrp=_msrp(document.get("msrp", {}), base),
