@@ -356,3 +356,38 @@ def test_our_initiator_refuses_transfer_to_responder_not_in_ticket(env):
             csb_id=1,
             rand=env["rnd"](env["so"].rand_len),
         )
+
+
+# --- primitives and MAC coverage corner cases ----------------------------------------------
+
+
+@pytest.mark.parametrize("prf_func", [0, 1])
+def test_prf_agrees_for_every_inkey_length(prf_func):
+    """Both PRFs agree for inkeys of 1..99 bytes (multi-block XOR, exact 32-byte multiples)."""
+    from mikey import crypto
+
+    for n in range(1, 100):
+        key = bytes((i * 7 + n) & 0xFF for i in range(n))
+        for out in (14, 16, 20, 32, 48):
+            assert crypto.prf(key, b"label", out, prf_func=prf_func) == im.prf(
+                prf_func, key, b"label", out
+            ), (n, out)
+
+
+def test_initiator_data_is_outside_the_transfer_init_mac(env):
+    """RFC 6043 §5.5: both verifiers ignore Initiator Data length + data in TRANSFER_INIT."""
+    rnd = env["rnd"]
+    body = im.tp_body(0, im.PROFILE_FLAGS, [im.p_idr(1, A), im.p_idr(2, B)])
+    body += b"\x00\x02ab" + b"\x00\x05\x09\x00\x01zz"
+    ob = im.Obtained(body, {}, rnd(16), rnd(16), b"\x00\x00\x00\x01")
+    ti = im.build_transfer_init(
+        ob=ob, suite=im.SUITE_128, csb_id=3, now=NOW, randri=rnd(16), id_i=A, id_r=B
+    )
+    for msg in (ti, ti.replace(b"\x09\x00\x01zz", b"\x09\x00\x01zy")):
+        im.verify_transfer_init(msg, ob.mpki, NOW)
+        mikey.verify_transfer_init(msg, mpki=ob.mpki, now=NOW)
+    tampered = ti.replace(b"\x00\x02ab", b"\x00\x02ac")  # Ticket Data is covered
+    with pytest.raises(mikey.AuthenticationError):
+        mikey.verify_transfer_init(tampered, mpki=ob.mpki, now=NOW)
+    with pytest.raises(im.PeerError):
+        im.verify_transfer_init(tampered, ob.mpki, NOW)
