@@ -42,11 +42,13 @@ from typing import Any, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred, TimeoutError, ensureDeferred
-from twisted.internet.ssl import optionsForClientTLS
+from twisted.internet.error import CannotListenError
+from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.python.failure import Failure
 
 from focus import msrp
 from focus.adapters.msrp_leg import ActiveLeg, LegConfig, LegError, MsrpEvent, MsrpLeg
+from focus.adapters.sip_transport import SipStack
 from focus.keying import KeyingError, complete_initiator, start_initiator
 from focus.sdp import (
     DISCARD_PORT,
@@ -65,14 +67,13 @@ from focus.sdp import (
 )
 from focus.sip.dialog import Dialog
 from focus.sip.message import Response
-from focus.sip.transaction import TimerConfig
-from focus.sip.ua import Application, IncomingRequest, OutgoingRequest, UAConfig, UserAgent
-from focus.sip.uri import parse_uri
+from focus.sip.transaction import Target, TimerConfig
+from focus.sip.ua import Application, IncomingRequest, OutgoingRequest, UAConfig
+from focus.sip.uri import SipURI, parse_uri
 from focus.tls_psk import DEFAULT_CIPHERS, TLSPSKClientCreator, TLSPSKConfig, TLSPSKError
 from kms_client import KmsClientError, KmsRejected
 from mikey import TicketGrant
 
-from ._sip import SipEndpoint
 from .chat import CPIM, Received, build_cpim, describe_received
 from .errors import (
     JoinTimeout,
@@ -196,8 +197,7 @@ class ChatClient:
         self._log = on_log
         self._random = random_bytes
         self._sip_timers = sip_timers if sip_timers is not None else TimerConfig()
-        self._endpoint: SipEndpoint | None = None
-        self._ua: UserAgent | None = None
+        self._stack: SipStack | None = None
         self._invite: OutgoingRequest | None = None
         self._dialog: Dialog | None = None
         self._leg: ActiveLeg | None = None
@@ -296,7 +296,7 @@ class ChatClient:
             session_id=self._random(12).hex(),
         )
         offer = self._offer(local_uri, KeyMgmt("mikey", offer_keys.transfer_init))
-        self._start_sip()
+        await self._start_sip()
         response = await self._send_invite(offer)
         self._log(f"INVITE answered: {response.status} {response.reason}")
         try:
@@ -364,40 +364,61 @@ class ChatClient:
             media=(media,),
         )
 
-    def _start_sip(self) -> None:
+    async def _start_sip(self) -> None:
+        """The SIP stack (``focus.adapters.sip_transport``) on our local address.
+
+        UDP mode also listens on TCP, because the core sends requests above 1300 bytes
+        over TCP (RFC 3261 §18.1.1) and an INVITE with a key-mgmt SDP can be that large.
+        TLS mode has no certificate of its own, so it does not listen: the focus must
+        send its in-dialog requests (BYE) over our connection; the Contact names the
+        local address with port 5061.
+        """
         config = self.config
         transport = config.transport.upper()
-        client_tls = None
+        client_tls: Callable[[str], Any] | None = None
+        listen: tuple[Target, ...] = ()
         if transport == "TLS":
             trust = None
             if config.sip_tls_ca is not None:
-                from twisted.internet.ssl import Certificate
-
                 trust = Certificate.loadPEM(config.sip_tls_ca.read_bytes())
 
             def client_tls(hostname: str) -> Any:
                 return optionsForClientTLS(hostname, trustRoot=trust)
 
-        endpoint = SipEndpoint(self._reactor, transport, client_tls=client_tls)
-        local = endpoint.listen(config.local_host, config.sip_port)
+            listen = (Target("TLS", config.local_host, config.sip_port or 5061),)
         proxy_host, proxy_port = config.proxy
         bracketed = f"[{proxy_host}]" if ":" in proxy_host else proxy_host
         proxy = parse_uri(f"sip:{bracketed}:{proxy_port};transport={transport.lower()};lr")
+        assert isinstance(proxy, SipURI)
         ua_config = UAConfig(
             host=config.local_host,
-            listen=(local,),
-            outbound_proxy=proxy,  # type: ignore[arg-type]
+            listen=listen,
+            outbound_proxy=proxy,
             timers=self._sip_timers,
             user_agent=config.user_agent,
             default_transport=transport,
             invite_timeout=config.invite_timeout,
         )
-        self._ua = UserAgent(ua_config, _SipApplication(self), self._random)
-        endpoint.attach(self._ua)
-        self._endpoint = endpoint
+        stack = SipStack(
+            self._reactor,
+            ua_config,
+            _SipApplication(self),
+            self._random,
+            tls_client_options=client_tls,
+        )
+        self._stack = stack
+        try:
+            if transport == "UDP":
+                stack.listen_udp(config.sip_port, config.local_host)
+                await stack.listen_tcp(0, config.local_host)
+            elif transport == "TCP":
+                await stack.listen_tcp(config.sip_port, config.local_host)
+        except CannotListenError as exc:
+            await self._stop()
+            raise SipFailure(0, f"cannot listen on {config.local_host}: {exc}", None) from exc
 
     async def _send_invite(self, offer: SessionDescription) -> Response:
-        assert self._ua is not None
+        assert self._stack is not None
         final: Deferred[Response] = Deferred()
 
         def handler(out: OutgoingRequest, response: Response) -> None:
@@ -406,7 +427,7 @@ class ChatClient:
             elif not final.called:
                 final.callback(response)
 
-        self._invite = self._ua.invite(
+        self._invite = self._stack.ua.invite(
             self.config.room,
             from_=f"<{self.config.identity}>",
             now=self._now(),
@@ -414,18 +435,17 @@ class ChatClient:
             body=offer.encode(),
             headers=[("Accept", "application/sdp")],
         )
-        assert self._endpoint is not None
-        self._endpoint.flush()
+        self._stack.flush()
         # The core CANCELs after invite_timeout and then gives up after 64*T1 more;
         # this guard only makes sure the wait ends.
         guard = self.config.invite_timeout + 64 * self._sip_timers.t1 + 1.0
         try:
             response = await final.addTimeout(guard, self._reactor)
         except TimeoutError:
-            self._stop()
+            await self._stop()
             raise SipFailure(408, "no final answer to the INVITE", None) from None
         if response.status >= 300:
-            self._stop()
+            await self._stop()
             raise SipFailure(response.status, response.reason, response.headers.get("Warning"))
         self._dialog = self._invite.dialog
         return response
@@ -580,7 +600,7 @@ class ChatClient:
             self._log(f"SIP dialog ended: {reason}")
             error = LegFailure(f"SIP dialog ended: {reason}")
         self._ready(error)
-        self._reactor.callLater(0, self._stop)
+        self._reactor.callLater(0, lambda: ensureDeferred(self._stop()))
         self._end(error)
 
     async def _leave(self) -> None:
@@ -589,11 +609,13 @@ class ChatClient:
         self._end(None)
 
     async def _hang_up(self) -> None:
-        """Close the leg, send BYE if there is a dialog, wait for the answer (bounded)."""
-        if self._leg is not None:
-            self._leg.close()
+        """Send BYE if there is a dialog, close the leg, wait for the answer (bounded).
+
+        BYE goes first so that the focus learns from SIP that we leave (RFC 3261 §15)
+        rather than from a lost MSRP connection it would have to treat as a failure.
+        """
         dialog, self._dialog = self._dialog, None
-        if dialog is not None and self._ua is not None and self._endpoint is not None:
+        if dialog is not None and self._stack is not None:
             answered: Deferred[Response] = Deferred()
 
             def handler(_out: OutgoingRequest, response: Response) -> None:
@@ -601,20 +623,25 @@ class ChatClient:
                     answered.callback(response)
 
             self._log("sending BYE")
-            self._ua.bye(dialog, self._now(), handler)
-            self._endpoint.flush()
+            self._stack.ua.bye(dialog, self._now(), handler)
+            self._stack.flush()
+            self._close_leg()
             try:
                 response = await answered.addTimeout(self.config.bye_timeout, self._reactor)
                 self._log(f"BYE answered: {response.status} {response.reason}")
             except TimeoutError:
                 self._log(f"no answer to BYE within {self.config.bye_timeout:g} s")
-        self._stop()
+        self._close_leg()
+        await self._stop()
 
-    def _stop(self) -> None:
-        if self._endpoint is not None:
-            self._endpoint.close()
-        if self._ua is not None:
-            self._ua.close()
+    def _close_leg(self) -> None:
+        if self._leg is not None:
+            self._leg.close()
+
+    async def _stop(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.stop()
 
     def _end(self, error: UeError | None) -> None:
         if self._outcome is not False:

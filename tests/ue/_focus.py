@@ -21,6 +21,7 @@ from twisted.web.server import Site
 
 from focus import msrp
 from focus.adapters.msrp_leg import LegConfig, LegError, MsrpLeg, PassiveLeg, PortAllocator
+from focus.adapters.sip_transport import SipStack
 from focus.keying import check_transfer_init, complete_responder
 from focus.sdp import (
     KeyMgmt,
@@ -34,13 +35,12 @@ from focus.sdp import (
 )
 from focus.sip.dialog import Dialog
 from focus.sip.transaction import Target
-from focus.sip.ua import Application, IncomingRequest, UAConfig, UserAgent
+from focus.sip.ua import Application, IncomingRequest, UAConfig
 from focus.tls_psk import TLSPSKServerCreator
 from kms import AccountStore, build_resource
 from kms._engine import MikeyTicketEngine
 from kms_client import KmsClient, RetryPolicy
 from tests.kms.conftest import ALICE, BOB, FOCUS, KEYS, KMS_ID, ROOM, account
-from ue._sip import SipEndpoint
 
 __all__ = ["ALICE", "BOB", "FOCUS", "KEYS", "KMS_ID", "ROOM", "FakeFocus", "LoopbackKms"]
 
@@ -102,27 +102,31 @@ class FakeFocus(Application):
         self._reactor = reactor
         self._kms = kms.client(FOCUS)
         self._allocator = PortAllocator(*port_range)
-        self.endpoint = SipEndpoint(reactor, "UDP")
-        self.address: Target = self.endpoint.listen("127.0.0.1", 0)
-        self.ua = UserAgent(
+        self.stack = SipStack(
+            reactor,
             UAConfig(
-                host="127.0.0.1",
-                listen=(self.address,),
-                domains=("conf.example.net",),
-                user_agent="fake-focus",
+                host="127.0.0.1", listen=(), domains=("conf.example.net",), user_agent="fake-focus"
             ),
             self,
             os.urandom,
         )
-        self.endpoint.attach(self.ua)
+        port = self.stack.listen_udp(0, "127.0.0.1").getHost().port
+        self.address = Target("UDP", "127.0.0.1", port)
+        self.ua = self.stack.ua
         self.participants: list[Participant] = []
         self.received: list[tuple[str, bytes]] = []
         self.nicknames: list[str] = []
         self.byes: list[str] = []
+        self.leg_failures: list[LegError] = []
         self.refuse: tuple[int, str | None] | None = None
         self.tamper_transfer_resp = False
 
     # -- SIP -----------------------------------------------------------------------------
+
+    async def listen_tcp(self) -> Target:
+        """Also accept SIP over TCP; return that address."""
+        port = await self.stack.listen_tcp(0, "127.0.0.1")
+        return Target("TCP", "127.0.0.1", port.getHost().port)
 
     def on_request(self, incoming: IncomingRequest, now: float) -> None:
         if incoming.request.method != "INVITE" or incoming.dialog is not None:
@@ -209,7 +213,7 @@ class FakeFocus(Application):
         for participant in list(self.participants):
             if participant.identity == identity and participant.dialog is not None:
                 self.ua.bye(participant.dialog, self.now())
-                self.endpoint.flush()
+                self.stack.flush()
 
     # -- MSRP ----------------------------------------------------------------------------
 
@@ -225,7 +229,7 @@ class FakeFocus(Application):
             self.received.append((sender.identity, event.body))
             cpim = msrp.CpimMessage.parse(event.body)
             to = cpim.to[0].uri
-            others = [p for p in self.participants if p is not sender]
+            others = [p for p in self.participants if p is not sender and p.leg.state.value == "up"]
             if to != ROOM:
                 others = [p for p in others if p.identity == to]
                 if not others:
@@ -245,15 +249,14 @@ class FakeFocus(Application):
             leg.execute(leg.connection.respond(event.request.transaction_id, code, leg.now()))
 
     def leg_failed(self, leg: MsrpLeg, error: LegError) -> None:
-        self.participants = [p for p in self.participants if p.leg is not leg]
+        self.leg_failures.append(error)
 
     # -- housekeeping --------------------------------------------------------------------
 
     def now(self) -> float:
         return float(self._reactor.seconds())
 
-    def stop(self) -> None:
+    def stop(self) -> Any:
         for participant in self.participants:
             participant.leg.close()
-        self.endpoint.close()
-        self.ua.close()
+        return self.stack.stop()

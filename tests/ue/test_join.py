@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import pytest_twisted
 from twisted.internet import defer, task
@@ -81,7 +82,7 @@ async def setup() -> AsyncIterator[tuple[LoopbackKms, FakeFocus]]:
     kms = LoopbackKms(reactor)
     focus = FakeFocus(reactor, kms)
     yield kms, focus
-    focus.stop()
+    await focus.stop()
     await kms.stop()
 
 
@@ -109,6 +110,19 @@ async def test_join_chat_private_and_leave(setup: tuple[LoopbackKms, FakeFocus])
     for fragment in ("KMS ticket obtained", "INVITE answered: 200", "TRANSFER_RESP verified"):
         assert alice.logged(fragment), fragment
     assert alice.logged("BYE answered: 200")
+
+
+@pytest_twisted.ensureDeferred
+async def test_join_over_sip_tcp(setup: tuple[LoopbackKms, FakeFocus]) -> None:
+    """--transport tcp: INVITE, ACK and BYE go over a TCP connection to the proxy."""
+    kms, focus = setup
+    address = await focus.listen_tcp()
+    alice = Peer(kms, focus, ALICE, transport="tcp")
+    alice.client.config = attrs.evolve(alice.client.config, proxy=(address.host, address.port))
+    await alice.client.join()
+    assert alice.logged("over TCP")
+    await alice.client.leave()
+    assert focus.byes == [ALICE], "\n".join(alice.log)
 
 
 @pytest_twisted.ensureDeferred
