@@ -31,6 +31,8 @@ KEYS = {
     DAVE: bytes(range(100, 132)),
 }
 BASE = "/mikey-ticket/v1"
+FOCUS, ROOM = b"sip:focus@conf.example.net", b"sip:lobby@conf.example.net"
+FOCUS_KEY = bytes(range(50, 66))
 TPK = bytes(range(200, 232))  # ticket_protection_key given to `twistd kms`
 
 
@@ -43,7 +45,7 @@ def _free_port() -> int:
 def _wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("twistd kms exited early:\n" + proc.stdout.read().decode())  # type: ignore[union-attr]
+            raise RuntimeError("twistd kms exited early")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)
@@ -55,6 +57,11 @@ def _write_config(d: Path, port: int, *, tls: bool) -> Path:
         f'\n[[account]]\nidentity = "{uri.decode()}"\nkey = "{key.hex()}"\n'
         f'psk_id = "{uri.decode().split(":")[1].split("@")[0]}"\n'
         for uri, key in KEYS.items()
+    )
+    # The focus account: one key acting as every room of the conference domain (PROFILE §6).
+    accounts += (
+        f'\n[[account]]\nidentity = "{FOCUS.decode()}"\nkey = "{FOCUS_KEY.hex()}"\n'
+        f'may_act_as = ["{FOCUS.decode()}", "sip:*@conf.example.net"]\npsk_id = "focus"\n'
     )
     listen = f"ssl:{port}:interface=127.0.0.1" if tls else f"tcp:{port}:interface=127.0.0.1"
     cfg = d / "kms.toml"
@@ -70,10 +77,11 @@ def _write_config(d: Path, port: int, *, tls: bool) -> Path:
 def _twistd_kms(d: Path, *, tls: bool):
     port = _free_port()
     cfg = _write_config(d, port, tls=tls)
+    log = (d / "twistd.log").open("wb")  # a file, not a pipe: a full pipe would block it
     proc = subprocess.Popen(
         [TWISTD, "-n", "--pidfile=", "--logfile=-", "kms", "--config", str(cfg)],
         cwd=d,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
@@ -86,6 +94,7 @@ def _twistd_kms(d: Path, *, tls: bool):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -577,3 +586,80 @@ def test_our_kms_client_maps_profile_http_answers(status, ctype, body, error, er
         _run(c.request_ticket(initiator=ALICE.decode(), responders=[BOB.decode()]), agent)
     if err_code is not None:
         assert ei.value.err_code == err_code
+
+
+def _room_ticket(port: int):
+    """Alice obtains a ticket for the conference room; returns (Obtained, TRANSFER_INIT)."""
+    now = time.time()
+    req = im.build_request_init(
+        suite=im.SUITE_128,
+        psk=KEYS[ALICE],
+        csb_id=21,
+        now=now,
+        randri=os.urandom(16),
+        id_i=ALICE,
+        id_kms=KMS,
+        id_rs=[ROOM],
+    )
+    st, _, body = post(port, "/request", req)
+    assert st == 200
+    ob = im.read_request_resp(body, req, KEYS[ALICE], time.time())
+    ti = im.build_transfer_init(
+        ob=ob,
+        suite=im.SUITE_128,
+        csb_id=22,
+        now=time.time(),
+        randri=os.urandom(16),
+        id_i=ALICE,
+        id_r=ROOM,
+    )
+    return ob, ti
+
+
+@pytest.mark.parametrize("with_idrpsk", [True, False], ids=["IDRpsk", "no-IDRpsk"])
+def test_focus_resolves_as_room_with_its_own_key(plain_kms, with_idrpsk):
+    """A focus key allowed `sip:*@conf.example.net` resolves as the room URI (PROFILE §6)."""
+    ob, ti = _room_ticket(plain_kms)
+    ri = im.build_resolve_init(
+        transfer_init=ti,
+        suite=im.SUITE_128,
+        psk=FOCUS_KEY,
+        csb_id=23,
+        now=time.time(),
+        randrr=os.urandom(16),
+        id_r=ROOM,
+        id_kms=KMS,
+        id_psk=b"focus" if with_idrpsk else None,
+    )
+    # Without IDRpsk the KMS finds the key from IDRr (PROFILE §3) through may_act_as.
+    st, _, body = post(plain_kms, "/resolve", ri)
+    assert st == 200, im.read_error(body)
+    mpki, tgk, _spi = im.read_resolve_resp(body, ri, FOCUS_KEY, time.time())
+    assert (mpki, tgk) == (ob.mpki, ob.tgk)
+
+
+def test_focus_key_cannot_resolve_outside_its_domain(plain_kms):
+    """The focus key may not resolve a ticket for Bob (not in its may_act_as)."""
+    _, _, ob, _ = full_exchange(plain_kms, im.SUITE_128, ALICE, BOB)
+    ti = im.build_transfer_init(
+        ob=ob,
+        suite=im.SUITE_128,
+        csb_id=31,
+        now=time.time(),
+        randri=os.urandom(16),
+        id_i=ALICE,
+        id_r=BOB,
+    )
+    ri = im.build_resolve_init(
+        transfer_init=ti,
+        suite=im.SUITE_128,
+        psk=FOCUS_KEY,
+        csb_id=32,
+        now=time.time(),
+        randrr=os.urandom(16),
+        id_r=BOB,
+        id_kms=KMS,
+        id_psk=b"focus",
+    )
+    st, _, body = post(plain_kms, "/resolve", ri)
+    assert (st, im.read_error(body)) == (403, [7])
