@@ -325,6 +325,15 @@ class FocusApplication(Application):
         self.calls[leg_id] = call
         self._by_incoming[id(incoming)] = leg_id
         log["room"] = room.uri
+        if not request.body:
+            # RFC 3261 §13.2.1 allows an INVITE without an offer (the offer then goes in
+            # our 2xx); a focus that keys each leg from the caller's TRANSFER_INIT needs
+            # the offer in the INVITE (RFC 4567 §4.1: the initiator's message travels in
+            # the offer).
+            reason = "an SDP offer with a=key-mgmt:mikey is required in the INVITE"
+            self.events.emit("join_refused", status=488, reason=reason, **log)
+            self._fail_call(call, 488, _warning(self.host, reason), now)
+            return
         try:
             offer = SessionDescription.parse(request.body)
             examination = examine_offer(offer, require_cpim=room.room.settings.require_cpim)

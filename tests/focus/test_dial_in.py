@@ -249,3 +249,30 @@ def test_no_key_in_logs() -> None:
     assert any(e.get("focus_event") == "join" for e in seen)
     for secret in (psk, grant.mpki, grant.tgk):
         assert secret.hex() not in text and repr(secret) not in text
+
+
+def test_passive_offer_makes_the_focus_connect() -> None:
+    """To a=setup:passive the focus answers active (PROFILE §8) and, after its 200,
+    connects to the first hop of the caller's a=path as the TLS client."""
+    focus = Focus()
+    body, _ = good_offer(setup="passive")
+    response = focus.final(invite(body))
+    assert response.status == 200
+    media = SessionDescription.parse(response.body).media[0]
+    setup = {a.name: a.value for a in media.attributes}["setup"]
+    assert setup == "active" and media.port == 9
+    assert [(host, port) for host, port, *_ in focus.reactor.tcpClients] == [("127.0.0.2", 7654)]
+    assert focus.reactor.tcpServers == []
+
+
+def test_invite_without_offer_is_488() -> None:
+    """An INVITE without SDP (late offer) is refused: the offer must carry the MIKEY."""
+    data = invite(b"").replace(b"Content-Type: application/sdp\r\n", b"")
+    response = Focus().final(data)
+    assert response.status == 488 and "SDP offer" in warning(response)
+
+
+def test_malformed_sdp_is_400_with_warning() -> None:
+    """A body that is not SDP is a malformed request (400) with an SDP Warning."""
+    response = Focus().final(invite(b"this is not sdp\r\n"))
+    assert response.status == 400 and '"SDP: ' in warning(response)
