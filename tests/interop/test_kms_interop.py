@@ -663,3 +663,37 @@ def test_focus_key_cannot_resolve_outside_its_domain(plain_kms):
     )
     st, _, body = post(plain_kms, "/resolve", ri)
     assert (st, im.read_error(body)) == (403, [7])
+
+
+def test_twistd_kms_refuses_foreign_or_tampered_tickets(plain_kms):
+    """Unknown ticket type, a flipped MAC byte or a flipped policy flag → 403 + ERR 14."""
+    _, _, ob, _ = full_exchange(plain_kms, im.SUITE_128, ALICE, BOB)
+    foreign = im.tp_body(0, im.PROFILE_FLAGS, [im.p_idr(2, BOB)])
+    foreign = b"\xf0\x00" + foreign[2:] + b"\x00\x04abcd\x00\x00"
+    bad_mac = bytearray(ob.ticket_body)
+    bad_mac[-10] ^= 1
+    bad_flag = bytearray(ob.ticket_body)
+    bad_flag[5] ^= 0x04  # J
+    for body in (foreign, bytes(bad_mac), bytes(bad_flag)):
+        o = im.Obtained(body, {}, ob.mpki, ob.tgk, ob.spi)
+        ti = im.build_transfer_init(
+            ob=o,
+            suite=im.SUITE_128,
+            csb_id=5,
+            now=time.time(),
+            randri=os.urandom(16),
+            id_i=ALICE,
+            id_r=BOB,
+        )
+        ri = im.build_resolve_init(
+            transfer_init=ti,
+            suite=im.SUITE_128,
+            psk=KEYS[BOB],
+            csb_id=6,
+            now=time.time(),
+            randrr=os.urandom(16),
+            id_r=BOB,
+            id_kms=KMS,
+        )
+        st, _, answer = post(plain_kms, "/resolve", ri)
+        assert (st, im.read_error(answer)) == (403, [14])
