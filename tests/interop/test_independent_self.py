@@ -22,6 +22,7 @@ def counter_random():
     return rnd
 
 
+@pytest.mark.interop
 def test_prf_matches_openssl_tls1_prf():
     """P() equals OpenSSL's TLS1-PRF for one inkey block (DIGEST §3.1 oracle)."""
     key, label = bytes(range(32)), bytes(range(40, 70))
