@@ -886,6 +886,7 @@ class MiniKms:
     ticket_type: int = 0xF000  # private use (RFC 6043 §6.10): the Ticket Data is ours alone
     grant_flags: frozenset[str] = PROFILE_FLAGS  # what this KMS grants (it decides, §4.2.1.5)
     grant_responders: tuple[bytes, ...] | None = None  # None: the requested IDRr
+    grant_lifetime: float = 3600.0  # TRe of granted tickets, seconds from now
 
     def _user(self, m: Msg, role: int) -> tuple[bytes, KmsUser]:
         ids = m.opt(PT_IDR, ROLE_PSK)
@@ -951,7 +952,7 @@ class MiniKms:
         granted = [
             p_idr(ROLE_KMS, self.identity),
             p_idr(ROLE_I, id_i),
-            p_tr(TR_END, ntp(now + 3600)),
+            p_tr(TR_END, ntp(now + self.grant_lifetime)),
             *[p_idr(ROLE_R, r) for r in (self.grant_responders or id_rs)],
         ]
         tbody = (

@@ -341,7 +341,8 @@ def test_our_initiator_refuses_grants_the_profile_cannot_use(env, granted):
     strict=True,
     reason="mikey.build_transfer_init builds a TRANSFER_INIT for a responder the granted "
     "ticket does not name (RFC 6043 §4.2.1.6 MUST check the granted policy; the resolve "
-    "will fail at the KMS later); it should raise PolicyError",
+    "will fail at the KMS later); it should raise PolicyError. Mitigated in the "
+    "application: focus.keying.start_initiator checks grant.responders first",
 )
 def test_our_initiator_refuses_transfer_to_responder_not_in_ticket(env):
     """A TRANSFER_INIT to Bob is refused when the KMS granted the ticket for Eve only."""
@@ -391,3 +392,24 @@ def test_initiator_data_is_outside_the_transfer_init_mac(env):
         mikey.verify_transfer_init(tampered, mpki=ob.mpki, now=NOW)
     with pytest.raises(im.PeerError):
         im.verify_transfer_init(tampered, ob.mpki, NOW)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="mikey.read_request_resp/build_transfer_init accept a ticket whose granted TRe "
+    "is already past (RFC 6043 §4.2.1.6 MUST check the granted policy; §6.10 TRe); our "
+    "responder's check_transfer_init_profile(now=...) refuses it later",
+)
+def test_our_initiator_refuses_an_already_expired_grant(env):
+    """A grant whose validity ended before it arrived is refused."""
+    env["kms"].grant_lifetime = -60.0
+    with pytest.raises(mikey.MikeyError):
+        _req, _resp, grant = our_grant(env)
+        mikey.build_transfer_init(
+            grant=grant,
+            initiator=ALICE,
+            responder=BOB,
+            now=NOW,
+            csb_id=1,
+            rand=env["rnd"](env["so"].rand_len),
+        )
