@@ -49,6 +49,7 @@ from mikey import (
     ReplayCache,
     ReplayError,
     Suite,
+    TicketFlags,
     TicketGrant,
     TimestampError,
     build_transfer_init,
@@ -442,6 +443,16 @@ def start_initiator(
     suite's key length when longer: PROFILE §2), ``csb_id`` a fresh random CSB ID."""
     if not any(same_identity(r, responder) for r in grant.responders):
         raise KeyingError("the ticket does not name the responder", err_code=ErrCode.INVALID_ID)
+    # RFC 6043 §4.2.1.6: the initiator MUST check the granted policy. The PSK derivation
+    # (PROFILE §7) uses RANDRi and RANDRr (G, H) and awaits a TRANSFER_RESP (F); forking
+    # (I) is not part of the profile.
+    flags = grant.ticket_policy.flags
+    missing = [f.name for f in (TicketFlags.F, TicketFlags.G, TicketFlags.H) if not flags & f]
+    if missing or flags & TicketFlags.I:
+        what = f"lacks flag(s) {', '.join(str(m) for m in missing)}" if missing else "forks keys"
+        raise KeyingError(
+            f"the granted ticket policy {what} (PROFILE §4)", err_code=ErrCode.INVALID_TPPAR
+        )
     try:
         transfer_init = build_transfer_init(
             grant=grant,

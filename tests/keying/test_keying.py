@@ -379,3 +379,20 @@ def test_arbitrary_bytes_raise_only_keying_errors(data: bytes) -> None:
         _check(data)
     except KeyingError as error:
         assert error.sip_status == 488
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        mikey.PROFILE_FLAGS & ~TicketFlags.G,
+        mikey.PROFILE_FLAGS & ~TicketFlags.F,
+        mikey.PROFILE_FLAGS | TicketFlags.I,
+    ],
+    ids=["G0", "F0", "I1"],
+)
+def test_initiator_refuses_grants_the_profile_cannot_use(flags: TicketFlags) -> None:
+    """RFC 6043 §4.2.1.6: a granted policy without F/G/H or with forking is refused."""
+    grant = make_grant(flags=flags)
+    with pytest.raises(KeyingError, match="granted ticket policy") as info:
+        start_initiator(grant, initiator=ALICE, responder=ROOM, now=NOW, csb_id=1, rand=b"r" * 16)
+    assert info.value.err_code == mikey.ErrCode.INVALID_TPPAR
