@@ -254,6 +254,7 @@ class FocusApplication(Application):
 
     def on_dialog_terminated(self, dialog: Dialog, reason: str, now: float) -> None:
         call = self._call_of_dialog(dialog)
+        self._by_dialog.pop(dialog.id, None)
         if call is not None:
             call.dialog = None  # nothing to BYE any more
             self._end(call, f"dialog ended: {reason}", bye=False)
