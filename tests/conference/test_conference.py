@@ -4,6 +4,8 @@ rate limit, legacy unwrapping, leave and roster (focus.conference)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from focus.conference import (
     AdmissionRefused,
@@ -262,3 +264,29 @@ def test_reload_keeps_calls() -> None:
     conf.reload(parse_policy(POLICY.replace("max_message_size = 2000", "max_message_size = 10")))
     assert len(conf.roster(ROOM).entries) == 3
     assert status(conf.relay, "a", "message/cpim", cpim(ALICE), 0.0) == 413
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    count=st.integers(min_value=2, max_value=6),
+    sender=st.integers(min_value=0, max_value=5),
+    unbound=st.sets(st.integers(min_value=0, max_value=5), max_size=3),
+)
+def test_fan_out_reaches_exactly_the_other_bound_participants(
+    count: int, sender: int, unbound: set[int]
+) -> None:
+    """Whatever the room looks like, a regular message goes to every other participant
+    whose session is bound, once, and never back to the sender."""
+    policy = POLICY.replace("max_participants = 3", "max_participants = 10")
+    conf = Conference(parse_policy(policy))
+    sender %= count
+    for i in range(count):
+        who = f"sip:user{i}@example.net"
+        if i in unbound and i != sender:
+            conf.admit(request_uri=ROOM, caller=who, leg_id=f"l{i}", call_id=f"c{i}")
+        else:
+            join(conf, f"l{i}", who)
+    relay = conf.relay(f"l{sender}", "message/cpim", cpim(f"sip:user{sender}@example.net"), 0.0)
+    expected = {f"l{i}" for i in range(count) if i != sender and i not in unbound}
+    got = [d.leg_id for d in relay.deliveries]
+    assert sorted(got) == sorted(expected) and len(got) == len(set(got))
