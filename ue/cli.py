@@ -59,21 +59,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="focus-ue",
-        description="Command-line SIP/MSRP user agent for the secure chat-conference focus.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    join = commands.add_parser(
-        "join",
-        help="dial in to a chat room and chat (stdin lines out, JSON lines in)",
-        description="Dial in to ROOM-URI: stdin lines are sent, received messages are "
-        "printed as JSON lines, progress goes to stderr.",
-    )
-    join.add_argument("room", metavar="ROOM-URI", help="the conference URI (sip:room@host)")
-    join.add_argument("--identity", required=True, metavar="URI", help="our SIP/MIKEY identity")
-    kms = join.add_argument_group("KMS (PROFILE §3)")
+def _common(sub: argparse.ArgumentParser) -> None:
+    """Options both commands take: identity, KMS, SIP transport, MSRP and chat."""
+    sub.add_argument("--identity", required=True, metavar="URI", help="our SIP/MIKEY identity")
+    kms = sub.add_argument_group("KMS (PROFILE §3)")
     kms.add_argument("--kms-url", required=True, metavar="URL", help="KMS base URL")
     keys = kms.add_mutually_exclusive_group(required=True)
     keys.add_argument("--kms-key", metavar="HEX", help="our KMS pre-shared key (hex)")
@@ -88,15 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kms.add_argument("--kms-psk-id", metavar="TEXT", help="IDRpsk (default: the identity)")
     kms.add_argument("--kms-timeout", type=float, default=10.0, metavar="SECONDS")
-    sip = join.add_argument_group("SIP")
-    sip.add_argument("--proxy", required=True, metavar="HOST:PORT", help="next hop for SIP")
+    sip = sub.add_argument_group("SIP")
     sip.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
-    sip.add_argument("--sip-ca", metavar="FILE", help="PEM CA for SIP over TLS")
-    sip.add_argument("--local", default="127.0.0.1", metavar="HOST", help="address to bind")
-    sip.add_argument("--sip-port", type=int, default=0, metavar="PORT", help="0: any")
-    sip.add_argument("--invite-timeout", type=float, default=32.0, metavar="SECONDS")
     sip.add_argument("--bye-timeout", type=float, default=5.0, metavar="SECONDS")
-    chat = join.add_argument_group("MSRP and chat")
+    chat = sub.add_argument_group("MSRP and chat")
     chat.add_argument("--nickname", metavar="N", help="ask for this nickname once joined")
     chat.add_argument(
         "--linger",
@@ -109,13 +93,55 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--cipher-suites", default=DEFAULT_CIPHERS, metavar="LIST", help="OpenSSL TLS-PSK suites"
     )
-    join.add_argument("-v", "--verbose", action="store_true", help="also log library events")
+    sub.add_argument("-v", "--verbose", action="store_true", help="also log library events")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="focus-ue",
+        description="Command-line SIP/MSRP user agent for the secure chat-conference focus.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    join = commands.add_parser(
+        "join",
+        help="dial in to a chat room and chat (stdin lines out, JSON lines in)",
+        description="Dial in to ROOM-URI: stdin lines are sent, received messages are "
+        "printed as JSON lines, progress goes to stderr.",
+    )
+    join.add_argument("room", metavar="ROOM-URI", help="the conference URI (sip:room@host)")
+    _common(join)
+    sip = join.add_argument_group("SIP (join)")
+    sip.add_argument("--proxy", required=True, metavar="HOST:PORT", help="next hop for SIP")
+    sip.add_argument("--sip-ca", metavar="FILE", help="PEM CA for SIP over TLS")
+    sip.add_argument("--local", default="127.0.0.1", metavar="HOST", help="address to bind")
+    sip.add_argument("--sip-port", type=int, default=0, metavar="PORT", help="0: any")
+    sip.add_argument("--invite-timeout", type=float, default=32.0, metavar="SECONDS")
+    answer = commands.add_parser(
+        "answer",
+        help="wait for the focus to dial out to us, answer as MIKEY responder, then chat",
+        description="Listen on --listen for one INVITE (a dial-out from the focus), resolve "
+        "its ticket at the KMS, answer with TRANSFER_RESP and chat as with join.",
+    )
+    _common(answer)
+    where = answer.add_argument_group("SIP and MSRP (answer)")
+    where.add_argument(
+        "--listen", required=True, metavar="HOST:PORT", help="SIP address (UDP and TCP)"
+    )
+    where.add_argument(
+        "--msrp-ports",
+        default="20000-20999",
+        metavar="LOW-HIGH",
+        help="ports for a passive MSRP leg (when the focus offers a=setup:active)",
+    )
+    where.add_argument(
+        "--wait", type=float, default=300.0, metavar="SECONDS", help="how long to wait for it"
+    )
     return parser
 
 
 @attrs.frozen
 class JoinOptions:
-    """A validated ``join`` command line."""
+    """A validated ``join`` or ``answer`` command line."""
 
     config: UeConfig
     kms_url: str
@@ -127,6 +153,7 @@ class JoinOptions:
     kms_timeout: float
     verbose: bool
     linger: float = 0.0
+    command: str = "join"
 
 
 def _sip_uri(text: str, what: str) -> str:
@@ -179,7 +206,8 @@ def parse_args(argv: Sequence[str], environ: dict[str, str] | None = None) -> Jo
     """Parse and check a command line; raise :class:`UsageError` with the reason."""
     opts = build_parser().parse_args(list(argv))
     env = os.environ if environ is None else environ
-    room = _sip_uri(opts.room, "ROOM-URI")
+    joining = opts.command == "join"
+    room = _sip_uri(opts.room, "ROOM-URI") if joining else ""
     identity = _sip_uri(opts.identity, "--identity")
     url = urlsplit(opts.kms_url)
     if url.scheme not in ("http", "https") or not url.hostname:
@@ -197,7 +225,7 @@ def parse_args(argv: Sequence[str], environ: dict[str, str] | None = None) -> Jo
         if not kms_ca.is_file():
             raise UsageError(f"--kms-ca: no such file {opts.kms_ca}")
     sip_ca = None
-    if opts.sip_ca is not None:
+    if joining and opts.sip_ca is not None:
         sip_ca = Path(opts.sip_ca)
         if not sip_ca.is_file():
             raise UsageError(f"--sip-ca: no such file {opts.sip_ca}")
@@ -205,26 +233,41 @@ def parse_args(argv: Sequence[str], environ: dict[str, str] | None = None) -> Jo
         TLSPSKConfig(ciphers=opts.cipher_suites)
     except (TLSPSKError, ValueError) as exc:
         raise UsageError(f"--cipher-suites: {exc}") from None
-    if not 0 <= opts.sip_port < 65536:
+    if joining and not 0 <= opts.sip_port < 65536:
         raise UsageError("--sip-port must be 0..65535")
+    if not joining and opts.transport == "tls":
+        raise UsageError("answer: --transport tls is not supported (no SIP certificate)")
     if opts.nickname is not None and not opts.nickname.strip():
         raise UsageError("--nickname must not be empty")
     keylog = env.get("SSLKEYLOGFILE") or None
     config = UeConfig(
         identity=identity,
         room=room,
-        proxy=_host_port(opts.proxy, "--proxy"),
+        proxy=_host_port(opts.proxy, "--proxy") if joining else None,
         transport=opts.transport,
-        local_host=opts.local,
-        sip_port=opts.sip_port,
         nickname=opts.nickname,
         cipher_suites=opts.cipher_suites,
         keylog_path=Path(keylog) if keylog else None,
-        sip_tls_ca=sip_ca,
-        invite_timeout=_positive(opts.invite_timeout, "--invite-timeout"),
         leg_timeout=_positive(opts.leg_timeout, "--leg-timeout"),
         bye_timeout=_positive(opts.bye_timeout, "--bye-timeout"),
     )
+    if joining:
+        config = attrs.evolve(
+            config,
+            local_host=opts.local,
+            sip_port=opts.sip_port,
+            sip_tls_ca=sip_ca,
+            invite_timeout=_positive(opts.invite_timeout, "--invite-timeout"),
+        )
+    else:
+        listen = _host_port(opts.listen, "--listen")
+        config = attrs.evolve(
+            config,
+            local_host=listen[0],
+            listen=listen,
+            msrp_port_range=_port_range(opts.msrp_ports),
+            answer_wait=_positive(opts.wait, "--wait"),
+        )
     return JoinOptions(
         config=config,
         kms_url=opts.kms_url,
@@ -236,7 +279,15 @@ def parse_args(argv: Sequence[str], environ: dict[str, str] | None = None) -> Jo
         kms_timeout=_positive(opts.kms_timeout, "--kms-timeout"),
         verbose=opts.verbose,
         linger=_positive(opts.linger, "--linger", zero=True),
+        command=opts.command,
     )
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    if not (sep and low.isdigit() and high.isdigit() and 0 < int(low) <= int(high) < 65536):
+        raise UsageError(f"--msrp-ports: expected LOW-HIGH TCP ports, got {text!r}")
+    return int(low), int(high)
 
 
 def make_kms(reactor: Any, options: JoinOptions) -> KmsClient:
@@ -324,7 +375,7 @@ async def run(
     client = ChatClient(options.config, kms=kms, reactor=reactor, on_message=show, on_log=log)
     trigger = reactor.addSystemEventTrigger("before", "shutdown", client.leave)
     try:
-        return await _session(reactor, client, lines, options.linger, log)
+        return await _session(reactor, client, lines, options.linger, log, command=options.command)
     finally:
         with contextlib.suppress(ValueError, KeyError):  # already fired at shutdown
             reactor.removeSystemEventTrigger(trigger)
@@ -336,9 +387,11 @@ async def _session(
     lines: LineSource | None,
     linger: float,
     log: Callable[[str], None],
+    *,
+    command: str,
 ) -> int:
     try:
-        await client.join()
+        await (client.join() if command == "join" else client.answer())
     except UeError as exc:
         log(f"error: {exc}")
         return exc.exit_code

@@ -47,12 +47,28 @@ from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.python.failure import Failure
 
 from focus import msrp
-from focus.adapters.msrp_leg import ActiveLeg, LegConfig, LegError, MsrpEvent, MsrpLeg
+from focus.adapters.msrp_leg import (
+    ActiveLeg,
+    LegConfig,
+    LegError,
+    MsrpEvent,
+    MsrpLeg,
+    PassiveLeg,
+    PortAllocator,
+)
 from focus.adapters.sip_transport import SipStack
-from focus.keying import KeyingError, complete_initiator, start_initiator
+from focus.keying import (
+    KeyingError,
+    check_transfer_init,
+    complete_initiator,
+    complete_responder,
+    kms_refusal,
+    start_initiator,
+)
 from focus.sdp import (
     DISCARD_PORT,
     Attribute,
+    Chatroom,
     Connection,
     KeyMgmt,
     Media,
@@ -61,6 +77,8 @@ from focus.sdp import (
     SdpError,
     SessionDescription,
     SetupRole,
+    effective_setup,
+    examine_offer,
     format_list,
     format_path,
     interpret_answer,
@@ -70,9 +88,15 @@ from focus.sip.message import Response
 from focus.sip.transaction import Target, TimerConfig
 from focus.sip.ua import Application, IncomingRequest, OutgoingRequest, UAConfig
 from focus.sip.uri import SipURI, parse_uri
-from focus.tls_psk import DEFAULT_CIPHERS, TLSPSKClientCreator, TLSPSKConfig, TLSPSKError
-from kms_client import KmsClientError, KmsRejected
-from mikey import TicketGrant
+from focus.tls_psk import (
+    DEFAULT_CIPHERS,
+    TLSPSKClientCreator,
+    TLSPSKConfig,
+    TLSPSKError,
+    TLSPSKServerCreator,
+)
+from kms_client import KmsClientError, KmsRejected, TicketResolution
+from mikey import ReplayCache, TicketGrant
 
 from .chat import CPIM, Received, build_cpim, describe_received
 from .errors import (
@@ -100,6 +124,10 @@ class TicketSource(Protocol):
         self, *, initiator: str, responders: list[str], validity: float = 3600.0
     ) -> Deferred[TicketGrant]: ...
 
+    def resolve_ticket(
+        self, *, responder: str, ticket: bytes, rand_r: bytes | None = None
+    ) -> Deferred[TicketResolution]: ...
+
 
 def _transport(_inst: object, _attribute: object, value: str) -> None:
     if value.upper() not in ("UDP", "TCP", "TLS"):
@@ -115,11 +143,16 @@ class UeConfig:
     Timeouts are seconds: ``invite_timeout`` until the INVITE has a final answer,
     ``leg_timeout`` until the MSRP leg is up and bound, ``bye_timeout`` for the BYE's
     answer. ``keylog_path`` appends the TLS secrets of the leg in NSS key log format.
+
+    Answer mode (:meth:`ChatClient.answer`): ``listen`` is the SIP address to wait on for
+    ``answer_wait`` seconds, ``msrp_port_range`` where a passive leg listens (only when
+    the focus offers ``a=setup:active``), ``room`` may be empty (the caller's verified
+    MIKEY identity becomes the room) and ``proxy`` None.
     """
 
     identity: str
     room: str
-    proxy: tuple[str, int]
+    proxy: tuple[str, int] | None
     transport: str = attrs.field(default="udp", validator=_transport)
     local_host: str = "127.0.0.1"
     sip_port: int = 0
@@ -132,6 +165,9 @@ class UeConfig:
     bye_timeout: float = 5.0
     ticket_validity: float = 3600.0
     user_agent: str = "focus-ue"
+    listen: tuple[str, int] | None = None
+    msrp_port_range: tuple[int, int] = (20000, 20999)
+    answer_wait: float = 300.0
 
 
 Logger = Callable[[str], None]
@@ -144,11 +180,13 @@ class _SipApplication(Application):
         self._client = client
 
     def on_request(self, incoming: IncomingRequest, now: float) -> None:
-        if incoming.request.method == "INVITE":
+        if incoming.request.method != "INVITE":
+            incoming.respond(501, now=now)
+        elif incoming.dialog is not None:
             # A re-INVITE: the UE keeps its one MSRP line as negotiated.
             incoming.respond(488, now=now)
         else:
-            incoming.respond(501, now=now)
+            self._client._incoming_invite(incoming, now)
 
     def on_dialog_terminated(self, dialog: Dialog, reason: str, now: float) -> None:
         self._client._dialog_ended(dialog, reason)
@@ -200,7 +238,11 @@ class ChatClient:
         self._stack: SipStack | None = None
         self._invite: OutgoingRequest | None = None
         self._dialog: Dialog | None = None
-        self._leg: ActiveLeg | None = None
+        self._leg: MsrpLeg | None = None
+        self._passive = False
+        self._waiting: Deferred[IncomingRequest] | None = None
+        self._replay = ReplayCache()
+        self.room = config.room
         self._params: msrp.SessionParams | None = None
         self._bind_tid: str | None = None
         self._leg_ready: Deferred[None] | None = None
@@ -216,6 +258,11 @@ class ChatClient:
         """Dial in; fires once the MSRP session is bound, fails with a :class:`UeError`."""
         return ensureDeferred(self._join())
 
+    def answer(self) -> Deferred[None]:
+        """Wait on ``config.listen`` for one INVITE (a dial-out from the focus), answer it as
+        MIKEY responder and bring the leg up; fails with a :class:`UeError`."""
+        return ensureDeferred(self._answer())
+
     def when_ended(self) -> Deferred[None]:
         """A Deferred for the end of the session (see the module docstring)."""
         d: Deferred[None] = Deferred()
@@ -227,7 +274,7 @@ class ChatClient:
 
     def send_chat(self, text: str) -> str | None:
         """Send ``text`` to the room; return its Message-ID (None if not possible)."""
-        return self._send_text(self.config.room, text)
+        return self._send_text(self.room, text)
 
     def send_private(self, to: str, text: str) -> str | None:
         """Send ``text`` to participant ``to`` only (RFC 7701 §6.2)."""
@@ -258,6 +305,8 @@ class ChatClient:
 
     async def _join(self) -> None:
         config = self.config
+        if config.proxy is None or not config.room:
+            raise ValueError("joining needs config.room and config.proxy")
         self._log(
             f"joining {config.room} as {config.identity} via "
             f"{config.proxy[0]}:{config.proxy[1]} over {config.transport.upper()}"
@@ -295,7 +344,9 @@ class ChatClient:
             port=DISCARD_PORT,
             session_id=self._random(12).hex(),
         )
-        offer = self._offer(local_uri, KeyMgmt("mikey", offer_keys.transfer_init))
+        offer = self._description(
+            local_uri, SetupRole.ACTIVE, KeyMgmt("mikey", offer_keys.transfer_init)
+        )
         await self._start_sip()
         response = await self._send_invite(offer)
         self._log(f"INVITE answered: {response.status} {response.reason}")
@@ -335,18 +386,26 @@ class ChatClient:
             peer_accept_wrapped_types=line.accept_wrapped_types,
             peer_max_size=line.max_size,
         )
-        await self._start_leg(creator, host, port)
+        await self._run_leg(self._active_leg(creator, host, port), f"{host}:{port}")
         self.joined = True
         self._log(f"MSRP leg up to {host}:{port}: in the room {config.room}")
         if config.nickname:
             self.set_nickname(config.nickname)
 
-    def _offer(self, local_uri: MsrpUri, key_mgmt: KeyMgmt) -> SessionDescription:
+    def _description(
+        self, local_uri: MsrpUri, role: SetupRole, key_mgmt: KeyMgmt
+    ) -> SessionDescription:
+        """Our offer or answer: one ``TCP/TLS/MSRP`` line (RFC 4975 §8, RFC 6135 §4.2).
+
+        The m-line port mirrors the path URI, except for the active end, which puts the
+        discard port 9 there (RFC 4145 §4.1).
+        """
         host = self.config.local_host
         addrtype = "IP6" if ":" in host else "IP4"
+        port = DISCARD_PORT if role is SetupRole.ACTIVE else (local_uri.port or DISCARD_PORT)
         media = Media(
             "message",
-            DISCARD_PORT,
+            port,
             "TCP/TLS/MSRP",
             ("*",),
             attributes=(
@@ -354,6 +413,9 @@ class ChatClient:
                 Attribute("accept-types", format_list(ACCEPT_TYPES)),
                 Attribute("accept-wrapped-types", format_list(ACCEPT_WRAPPED_TYPES)),
                 SetupRole.ACTIVE.attribute(),
+                # RFC 7701 §8: we take part in nicknames and private messages; a switch
+                # refuses private messages (428) to participants that do not say so.
+                Chatroom.declare(nicknames=True, private_messages=True).attribute(),
                 key_mgmt.attribute(),
             ),
         )
@@ -386,12 +448,18 @@ class ChatClient:
                 return optionsForClientTLS(hostname, trustRoot=trust)
 
             listen = (Target("TLS", config.local_host, config.sip_port or 5061),)
-        proxy_host, proxy_port = config.proxy
-        bracketed = f"[{proxy_host}]" if ":" in proxy_host else proxy_host
-        proxy = parse_uri(f"sip:{bracketed}:{proxy_port};transport={transport.lower()};lr")
-        assert isinstance(proxy, SipURI)
+        proxy: SipURI | None = None
+        if config.proxy is not None:
+            proxy_host, proxy_port = config.proxy
+            bracketed = f"[{proxy_host}]" if ":" in proxy_host else proxy_host
+            uri = parse_uri(f"sip:{bracketed}:{proxy_port};transport={transport.lower()};lr")
+            assert isinstance(uri, SipURI)
+            proxy = uri
+        host, port = config.listen if config.listen is not None else (config.local_host, 0)
+        if config.listen is None:
+            port = config.sip_port
         ua_config = UAConfig(
-            host=config.local_host,
+            host=host,
             listen=listen,
             outbound_proxy=proxy,
             timers=self._sip_timers,
@@ -409,13 +477,14 @@ class ChatClient:
         self._stack = stack
         try:
             if transport == "UDP":
-                stack.listen_udp(config.sip_port, config.local_host)
-                await stack.listen_tcp(0, config.local_host)
+                stack.listen_udp(port, host)
+                # In answer mode the focus may come over TCP to the same port.
+                await stack.listen_tcp(port if config.listen is not None else 0, host)
             elif transport == "TCP":
-                await stack.listen_tcp(config.sip_port, config.local_host)
+                await stack.listen_tcp(port, host)
         except CannotListenError as exc:
             await self._stop()
-            raise SipFailure(0, f"cannot listen on {config.local_host}: {exc}", None) from exc
+            raise SipFailure(0, f"cannot listen on {host}:{port}: {exc}", None) from exc
 
     async def _send_invite(self, offer: SessionDescription) -> Response:
         assert self._stack is not None
@@ -450,38 +519,210 @@ class ChatClient:
         self._dialog = self._invite.dialog
         return response
 
-    async def _start_leg(self, creator: TLSPSKClientCreator, host: str, port: int) -> None:
-        ready: Deferred[None] = Deferred()
-        self._leg_ready = ready
+    def _connection(self) -> msrp.MsrpConnection:
         assert self._params is not None
         registry = msrp.SessionRegistry()
         registry.add(self._params)
-        connection = msrp.MsrpConnection(registry=registry, random=self._random)
-        leg_id = self._params.local_uri.session_id or "ue"
-        self._leg = ActiveLeg(
-            leg_id,
+        return msrp.MsrpConnection(registry=registry, random=self._random)
+
+    def _leg_config(self) -> LegConfig:
+        return LegConfig(
+            host=self.config.local_host,
+            port_range=self.config.msrp_port_range,
+            setup_timeout=self.config.leg_timeout,
+        )
+
+    def _active_leg(self, creator: TLSPSKClientCreator, host: str, port: int) -> ActiveLeg:
+        """We connect (TLS client) and bind with the first SEND (RFC 4975 §5.4)."""
+        assert self._params is not None
+        leg = ActiveLeg(
+            self._params.local_uri.session_id or "ue",
             creator,
-            connection,
+            self._connection(),
             _LegEvents(self),
             host=host,
             port=port,
             reactor=self._reactor,
             clock=self._reactor,
-            config=LegConfig(host=self.config.local_host, setup_timeout=self.config.leg_timeout),
+            config=self._leg_config(),
         )
-        self._leg.start()
+        leg.start()
+        return leg
+
+    async def _run_leg(self, leg: MsrpLeg, where: str) -> None:
+        """Wait until ``leg`` is up and the session bound; hang up on failure."""
+        ready: Deferred[None] = Deferred()
+        self._leg_ready = ready
+        self._leg = leg
         # The leg's own setup timer covers connect + handshake; this one also covers the
-        # binding SEND's answer.
+        # binding SEND and its answer.
         try:
             await ready.addTimeout(self.config.leg_timeout + 1.0, self._reactor)
         except TimeoutError:
             await self._hang_up()
             raise JoinTimeout(
-                f"MSRP leg to {host}:{port} not bound within {self.config.leg_timeout:g} s"
+                f"MSRP leg {where} not bound within {self.config.leg_timeout:g} s"
             ) from None
         except UeError:
             await self._hang_up()
             raise
+
+    # -- answering a dial-out ------------------------------------------------------------
+
+    async def _answer(self) -> None:
+        config = self.config
+        if config.listen is None:
+            raise ValueError("answering needs config.listen")
+        waiting: Deferred[IncomingRequest] = Deferred()
+        self._waiting = waiting
+        await self._start_sip()
+        host, port = config.listen
+        self._log(f"waiting for an INVITE to {config.identity} on {host}:{port}")
+        try:
+            incoming = await waiting.addTimeout(config.answer_wait, self._reactor)
+        except TimeoutError:
+            await self._stop()
+            raise JoinTimeout(f"no INVITE within {config.answer_wait:g} s") from None
+        try:
+            where = await self._accept(incoming)
+        except UeError:
+            await self._stop()
+            raise
+        await self._run_leg(self._leg_or_fail(), where)
+        self.joined = True
+        self._log(f"MSRP leg up ({where}): in the room {self.room}")
+        if config.nickname:
+            self.set_nickname(config.nickname)
+
+    def _leg_or_fail(self) -> MsrpLeg:
+        assert self._leg is not None
+        return self._leg
+
+    def _incoming_invite(self, incoming: IncomingRequest, now: float) -> None:
+        waiting = self._waiting
+        if waiting is None or waiting.called:
+            incoming.respond(486, now=now)  # one session per UE
+            return
+        waiting.callback(incoming)
+
+    def _refuse(self, incoming: IncomingRequest, status: int, warning: str | None) -> None:
+        headers = [("Warning", f'399 {self.config.local_host} "{warning}"')] if warning else []
+        incoming.respond(status, now=self._now(), headers=headers)
+        self._log(f"refused the INVITE: {status}" + (f" ({warning})" if warning else ""))
+
+    async def _accept(self, incoming: IncomingRequest) -> str:
+        """Answer a dial-out INVITE as MIKEY responder (PROFILE §5, §6, §8); return where
+        the leg goes. Errors are answered on SIP and raised as :class:`UeError`."""
+        config = self.config
+        request = incoming.request
+        caller = str(request.from_.uri)
+        self._log(f"INVITE from {caller}")
+        try:
+            offer = SessionDescription.parse(request.body)
+            line = examine_offer(offer).accepted[0]
+            offered = effective_setup(line.media, offer)
+        except SdpError as exc:
+            self._refuse(incoming, exc.sip_status, exc.warning_text)
+            raise SdpFailure(f"unusable SDP offer: {exc.reason}") from exc
+        assert line.key_mgmt is not None
+        # RFC 4145 §4.1 / RFC 6135 §4.2: to actpass (or passive) we answer active, like a
+        # client behind NAT should; to active we must be passive.
+        role = SetupRole.PASSIVE if offered is SetupRole.ACTIVE else SetupRole.ACTIVE
+        try:
+            ticket = check_transfer_init(
+                line.key_mgmt.data,
+                room_uri=config.identity,
+                offered_ids=line.key_mgmt_ids,
+                now=self._now(),
+                replay_cache=self._replay,
+            )
+        except KeyingError as exc:
+            self._refuse(incoming, exc.sip_status, exc.warning_text)
+            raise KeyingFailure(f"keying failed: {exc.reason}") from exc
+        self._log("TRANSFER_INIT checked; resolving the ticket at the KMS")
+        try:
+            resolution = await self._kms.resolve_ticket(
+                responder=ticket.responder, ticket=ticket.ticket
+            )
+        except KmsRejected as exc:
+            refusal = kms_refusal(exc.err_code, exc.http_status)
+            self._refuse(incoming, refusal.sip_status, refusal.warning_text)
+            raise KmsFailure(f"KMS ticket resolve failed: {exc}") from exc
+        except KmsClientError as exc:
+            self._refuse(incoming, 480, "MIKEY: KMS unavailable")
+            raise KmsFailure(f"KMS ticket resolve failed: {exc}") from exc
+        try:
+            result = complete_responder(
+                ticket, resolution, caller=caller, now=self._now(), replay_cache=self._replay
+            )
+        except KeyingError as exc:
+            self._refuse(incoming, exc.sip_status, exc.warning_text)
+            raise KeyingFailure(f"keying failed: {exc.reason}") from exc
+        for warning in result.key.warnings:
+            self._log(f"warning: {warning}")
+        self.room = result.key.initiator
+        self._log(f"ticket resolved; TLS PSK derived for the call from {self.room}")
+        tls = TLSPSKConfig(ciphers=config.cipher_suites, keylog_path=config.keylog_path)
+        session_id = self._random(12).hex()
+        host = _uri_host(config.local_host)
+        leg: MsrpLeg
+        if role is SetupRole.ACTIVE:
+            first = line.peer_path[0]
+            assert first.port is not None
+            local_uri = MsrpUri("msrps", host, DISCARD_PORT, session_id)
+            self._params = self._session_params(local_uri, line)
+            answer = self._description(local_uri, role, KeyMgmt("mikey", result.transfer_resp))
+            self._answered(incoming, answer)
+            leg = self._active_leg(
+                TLSPSKClientCreator(result.key.psk, tls), first.bare_host, first.port
+            )
+            where = f"to {first.bare_host}:{first.port}"
+        else:
+            self._passive = True
+            # The port is known only once listening, and it goes into our path URI: the
+            # session enters the registry after start() (the peer binds it with its first
+            # SEND, RFC 4975 §5.4).
+            registry = msrp.SessionRegistry()
+            passive = PassiveLeg(
+                session_id,
+                TLSPSKServerCreator(result.key.psk, tls),
+                msrp.MsrpConnection(registry=registry, random=self._random),
+                _LegEvents(self),
+                allocator=PortAllocator(*config.msrp_port_range),
+                reactor=self._reactor,
+                clock=self._reactor,
+                config=self._leg_config(),
+            )
+            try:
+                port = passive.start()
+            except LegError as exc:
+                self._refuse(incoming, 503, "no MSRP port free")
+                raise LegFailure(f"cannot listen for the MSRP leg: {exc}") from exc
+            local_uri = MsrpUri("msrps", host, port, session_id)
+            self._params = self._session_params(local_uri, line)
+            registry.add(self._params)
+            answer = self._description(local_uri, role, KeyMgmt("mikey", result.transfer_resp))
+            self._answered(incoming, answer)
+            leg = passive
+            where = f"listening on {config.local_host}:{port}"
+        self._leg = leg
+        return where
+
+    def _session_params(self, local_uri: MsrpUri, line: Any) -> msrp.SessionParams:
+        return msrp.SessionParams(
+            local_uri=msrp.MsrpUri.parse(str(local_uri)),
+            peer_path=tuple(msrp.MsrpUri.parse(str(u)) for u in line.peer_path),
+            accept_types=ACCEPT_TYPES,
+            accept_wrapped_types=ACCEPT_WRAPPED_TYPES,
+            peer_accept_types=line.accept_types,
+            peer_accept_wrapped_types=line.accept_wrapped_types,
+            peer_max_size=line.max_size,
+        )
+
+    def _answered(self, incoming: IncomingRequest, answer: SessionDescription) -> None:
+        incoming.respond(200, now=self._now(), body=answer.encode(), content_type="application/sdp")
+        self._dialog = incoming.dialog
+        self._log("answered 200 OK with TRANSFER_RESP")
 
     # -- chatting ---------------------------------------------------------------------------
 
@@ -505,6 +746,9 @@ class ChatClient:
 
     def _leg_up(self, leg: MsrpLeg) -> None:
         assert self._params is not None
+        if self._passive:
+            self._log("TLS-PSK handshake done; waiting for the focus to bind the session")
+            return
         self._log("TLS-PSK handshake done; binding the MSRP session")
         commands = leg.connection.open_session(self._params, leg.now())
         # The binding SEND is the first request of the connection (RFC 4975 §5.4).
@@ -514,7 +758,10 @@ class ChatClient:
         leg.execute(commands)
 
     def _msrp_event(self, leg: MsrpLeg, event: MsrpEvent) -> None:
-        if isinstance(event, msrp.MessageReceived):
+        if isinstance(event, msrp.SessionBound):
+            if self._passive:
+                self._ready(None)  # the peer's first request bound it (RFC 4975 §5.4)
+        elif isinstance(event, msrp.MessageReceived):
             self._message_received(leg, event)
         elif isinstance(event, msrp.TransactionCompleted):
             if event.transaction_id == self._bind_tid:
