@@ -6,7 +6,7 @@ next to this module, which is also a valid configuration for loopback use.
 
 Errors name the file, the line and the key, ``focus.toml:12: kms.timeout: must be a
 positive number``, the way the policy loader does (the key-to-line map is the policy
-loader's :mod:`policies._locate`, reused rather than copied).  Unknown keys are errors:
+loader's ``policies.key_lines``/``line_of``, reused rather than copied).  Unknown keys are errors:
 a typo must never leave a default silently in force.  Relative paths are relative to
 the directory of the configuration file.
 
@@ -32,7 +32,7 @@ from focus.keying import KeyingSettings
 from mikey import SUITE_128, SUITE_256, TLS_PROT_TYPE, Suite
 
 # The policy loader's TOML key-to-line scanner: one implementation for both files.
-from policies._locate import key_lines, line_of
+from policies import key_lines, line_of
 from policies.model import DEFAULT_CIPHER_SUITES
 
 __all__ = [

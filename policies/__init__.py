@@ -4,6 +4,7 @@ Pure: no I/O besides :func:`load_policy` reading the file it is given, no clock,
 randomness.
 """
 
+from policies._locate import key_lines, line_of
 from policies.errors import PolicyError, PolicyLoadError
 from policies.evaluation import (
     Allowed,
@@ -53,7 +54,9 @@ __all__ = [
     "example_path",
     "find_room",
     "is_moderator",
+    "key_lines",
     "limits",
+    "line_of",
     "load_policy",
     "may_invite",
     "may_join",
