@@ -7,7 +7,7 @@ On first start this creates ``run/`` (ignored by git) with:
   ``sip:carol@example.net`` and the focus itself (``sip:focus@conf.example.net``, which
   may act as every room URI of ``conf.example.net``, PROFILE.md section 6);
 - ``run/kms.toml`` (HTTPS on 127.0.0.1; the KMS writes its CA to ``run/kms.ca.pem``);
-- ``run/focus.toml`` using the demo policy ``policies/examples/demo.toml`` (room
+- ``run/focus.toml`` (structured event log in ``run/focus-events.jsonl``) using the demo policy ``policies/examples/demo.toml`` (room
   ``sip:lobby@conf.example.net``).
 
 Keys are generated here, never committed. Then it starts ``twistd -n kms`` and
@@ -146,8 +146,11 @@ ca_file = "kms.ca.pem"
 [policy]
 file = "{policy}"
 
+# twistd already prints every event on the terminal; the structured copy (one JSON
+# object per line) goes to a file, as an operator would collect it.
 [log]
-format = "text"
+format = "json"
+file = "focus-events.jsonl"
 """
     path = RUN / "focus.toml"
     path.write_text(text)
