@@ -7,8 +7,9 @@ On first start this creates ``run/`` (ignored by git) with:
   ``sip:carol@example.net`` and the focus itself (``sip:focus@conf.example.net``, which
   may act as every room URI of ``conf.example.net``, PROFILE.md section 6);
 - ``run/kms.toml`` (HTTPS on 127.0.0.1; the KMS writes its CA to ``run/kms.ca.pem``);
-- ``run/focus.toml`` (structured event log in ``run/focus-events.jsonl``) using the demo policy ``policies/examples/demo.toml`` (room
-  ``sip:lobby@conf.example.net``).
+- ``run/focus.toml`` using the demo policy ``policies/examples/demo.toml`` (room
+  ``sip:lobby@conf.example.net``); the focus's structured events go to
+  ``run/focus-events.jsonl``.
 
 Keys are generated here, never committed. Then it starts ``twistd -n kms`` and
 ``twistd -n focus``, waits until both listen, prints the ``focus-ue`` commands that join
