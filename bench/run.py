@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", choices=("openssl", "bare", "focus"), help="repeatable"
     )
     parser.add_argument("--rooms", default=",".join(map(str, ROOM_SIZES)))
+    parser.add_argument("--joins", type=int, default=300, help="joins per join round")
+    parser.add_argument("--scale", default="1000,2000", help="idle legs held, in steps")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     args = parser.parse_args(argv)
     only = set(args.only or ("openssl", "bare", "focus"))
@@ -188,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench import focus_bench
 
         report["focus"] = focus_bench.run_all(
-            reps=args.reps, rooms=rooms, seconds=args.seconds, bare=report.get("bare")
+            reps=args.reps,
+            rooms=rooms,
+            seconds=args.seconds,
+            bare=report.get("bare"),
+            joins=args.joins,
+            scale=tuple(int(n) for n in args.scale.split(",") if n),
         )
     report["elapsed_seconds"] = round(time.monotonic() - started, 1)
     out = pathlib.Path(args.out)
