@@ -733,8 +733,6 @@ class Dialer:
             except Exception as exc:  # the host failed: hang up, count as a leg failure
                 self._hang_up(ua, dialog, 500, type(exc).__name__)
                 return Outcome.LEG, 500, f"leg failed: {type(exc).__name__}: {exc}"[:200]
-            if self._metrics is not None:
-                self._metrics.joined("dial-out")
             return Outcome.ANSWERED, 200, "OK"
         finally:
             if not (handed_over and reservation.taken):
