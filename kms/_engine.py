@@ -8,9 +8,11 @@ Order of checks, RFC 3830 section 5.3 as refined by RFC 6043 section 5.3/5.4:
    cache, which remembers only authenticated messages (409, ERR 1);
 4. authorisation: the message is for this KMS (IDRkms), the key may act as IDRi / IDRr
    (`may_act_as`, PROFILE.md section 6) (403, ERR 7);
-5. request: the ticket policy is one we issue (400, ERR 15); resolve: the ticket is ours
-   and intact (403, ERR 14), valid now (TRs..TRe, 403 ERR 14) and names a responder the
-   key may act as (403, ERR 7).
+5. request: a usable policy can be granted (400, ERR 15); the granted policy is the
+   one ``_policy`` describes, with K=1 when it differs from the desired one (RFC 6043
+   sections 4.2.1.4-5, 6.10); resolve: the ticket is ours and intact (403, ERR 14),
+   valid now (TRs..TRe, 403 ERR 14) and names a responder the key may act as (403,
+   ERR 7).
 
 Authorisation comes after authentication on purpose: an unauthenticated sender learns
 nothing about who may act as whom.
@@ -44,6 +46,7 @@ from mikey.payloads import IdRole, TicketPolicy, TsRole, TsType
 from ._accounts import Account, AccountStore, AmbiguousIdentity
 from ._errors import Rejection
 from ._identity import normalise_uri
+from ._policy import grant_policy
 from ._resource import Reply
 
 __all__ = ["MikeyTicketEngine"]
@@ -189,6 +192,7 @@ class MikeyTicketEngine:
                 err_code=ErrCode.INVALID_TPPAR,
                 identity=init.initiator,
             )
+        granted = grant_policy(init)
         suite = init.suite
         # RFC 6043 Appendix A.2: MPK and TGK of the suite's key length, RAND at least
         # 16 bytes and as long as the longest key (section 12.1, PROFILE.md section 2).
@@ -199,7 +203,7 @@ class MikeyTicketEngine:
         try:
             ticket = seal_base_ticket(
                 tpk=self._tpk,
-                ticket_policy=init.ticket_policy,
+                ticket_policy=granted,
                 mpk=mpk,
                 tgk=tgk,
                 spi=spi,

@@ -1,0 +1,139 @@
+"""The KMS decides the granted Ticket Policy (RFC 6043 sections 4.2.1.4-5, 6.10)."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mikey
+from kms import Rejection
+from mikey.payloads import Message, Ticket, TicketFlags, TicketPolicy
+
+from .conftest import ALICE, BOB, KEYS, KMS_ID, NOW, Kms
+
+K = TicketFlags.K
+SETTINGS = settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_csb = iter(range(1000, 10**6))
+
+
+def desired(**changes: object) -> TicketPolicy:
+    """The policy PROFILE.md section 4 requests, with *changes*."""
+    tp = mikey.request_policy(initiator=ALICE, responders=[BOB], valid_until=NOW + 3600)
+    return attrs.evolve(tp, **changes)
+
+
+def ask(kms: Kms, policy: TicketPolicy, *, suite: mikey.Suite = mikey.SUITE_128) -> TicketPolicy:
+    """Send a REQUEST_INIT_PSK with *policy* to the engine; return the granted policy."""
+    body = mikey.build_request_init(
+        psk=KEYS[ALICE],
+        initiator=ALICE,
+        kms=KMS_ID,
+        responders=[BOB],
+        now=NOW,
+        csb_id=next(_csb),
+        rand=bytes(range(suite.rand_len)),
+        suite=suite,
+        ticket_policy=policy,
+    )
+    reply = kms.engine.request(body, now=NOW)
+    ticket = Message.decode(reply.body).first(Ticket)
+    assert ticket is not None
+    return ticket.policy
+
+
+def test_profile_request_is_granted_unchanged(kms: Kms) -> None:
+    """The PROFILE.md request gets exactly its flags back, K=0, type 1/1/1."""
+    got = ask(kms, desired())
+    assert got.flags == mikey.PROFILE_FLAGS
+    assert (got.ticket_type, got.subtype, got.version) == (1, 1, 1)
+
+
+def test_forking_is_not_granted(kms: Kms) -> None:
+    """I=1 is granted as I=0 with K=1: this KMS sends no MPKr (section 4.2.1.5)."""
+    got = ask(kms, desired(flags=mikey.PROFILE_FLAGS | TicketFlags.I))
+    assert got.flags == mikey.PROFILE_FLAGS | K
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        TicketFlags.E
+        | TicketFlags.F
+        | TicketFlags.G
+        | TicketFlags.H
+        | TicketFlags.L
+        | TicketFlags.N
+        | TicketFlags.O,  # D=0, L=1
+        (mikey.PROFILE_FLAGS & ~TicketFlags.G) | TicketFlags.J,  # G=0, J=1
+        mikey.PROFILE_FLAGS | TicketFlags.M,
+        TicketFlags(0),
+    ],
+    ids=["D0-L1", "G0-J1", "M1", "none"],
+)
+def test_other_flags_are_replaced_by_the_profile_flags_with_k(kms: Kms, flags: TicketFlags) -> None:
+    """Requested flags other than D E F G H N O are granted as exactly those, with K=1."""
+    assert ask(kms, desired(flags=flags)).flags == mikey.PROFILE_FLAGS | K
+
+
+def test_requested_k_is_ignored(kms: Kms) -> None:
+    """K in the desired policy is ignored (section 6.10): the grant is unchanged, K=0."""
+    assert ask(kms, desired(flags=mikey.PROFILE_FLAGS | K)).flags == mikey.PROFILE_FLAGS
+
+
+def test_other_ticket_type_is_granted_as_base_ticket_with_k(kms: Kms) -> None:
+    """A request for ticket type 2 gets the MIKEY base ticket 1/1/1 and K=1."""
+    got = ask(kms, desired(ticket_type=2, subtype=7, version=3))
+    assert (got.ticket_type, got.subtype, got.version) == (1, 1, 1)
+    assert got.flags == mikey.PROFILE_FLAGS | K
+
+
+@SETTINGS
+@given(bits=st.integers(0, 0xFFF))
+def test_granted_flags_are_the_profile_flags_and_k_tells_a_change(kms: Kms, bits: int) -> None:
+    """For any requested flags the grant is D E F G H N O, with K exactly when they differ."""
+    requested = TicketFlags(bits << 5)
+    got = ask(kms, desired(flags=requested))
+    changed = (requested & ~K) != mikey.PROFILE_FLAGS
+    assert got.flags == (mikey.PROFILE_FLAGS | K if changed else mikey.PROFILE_FLAGS)
+
+
+def test_granted_tickets_resolve(kms: Kms) -> None:
+    """A ticket granted with a changed policy (K=1) still resolves for its responder."""
+    body = mikey.build_request_init(
+        psk=KEYS[ALICE],
+        initiator=ALICE,
+        kms=KMS_ID,
+        responders=[BOB],
+        now=NOW,
+        csb_id=42,
+        rand=bytes(16),
+        ticket_policy=desired(flags=mikey.PROFILE_FLAGS | TicketFlags.I | TicketFlags.J),
+    )
+    grant = mikey.read_request_resp(
+        kms.engine.request(body, now=NOW).body, request_init=body, psk=KEYS[ALICE], now=NOW
+    )
+    assert grant.ticket_policy.flags & K
+    resolve = mikey.build_resolve_init(
+        psk=KEYS[BOB],
+        responder=BOB,
+        kms=KMS_ID,
+        ticket=grant.ticket,
+        now=NOW,
+        csb_id=43,
+        rand_r=bytes(range(16)),
+    )
+    resolved = mikey.read_resolve_resp(
+        kms.engine.resolve(resolve, now=NOW).body, resolve_init=resolve, psk=KEYS[BOB], now=NOW
+    )
+    assert (resolved.tgk, resolved.spi) == (grant.tgk, grant.spi)
+
+
+def test_policy_without_responder_is_refused_with_err_15(kms: Kms) -> None:
+    """No IDRr means no usable grant: 400 with ERR 15."""
+    tp = desired()
+    tp = attrs.evolve(tp, payloads=tuple(p for p in tp.payloads[:-1]))
+    with pytest.raises(Rejection) as info:
+        ask(kms, tp)
+    assert (info.value.http_status, info.value.err_code) == (400, 15)
