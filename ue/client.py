@@ -50,6 +50,7 @@ from focus import msrp
 from focus.adapters.msrp_leg import (
     ActiveLeg,
     LegConfig,
+    LegConnectFailed,
     LegError,
     MsrpEvent,
     MsrpLeg,
@@ -240,6 +241,7 @@ class ChatClient:
         self._dialog: Dialog | None = None
         self._leg: MsrpLeg | None = None
         self._passive = False
+        self._reconnect: tuple[TLSPSKClientCreator, str, int, float] | None = None
         self._waiting: Deferred[IncomingRequest] | None = None
         self._replay = ReplayCache()
         self.room = config.room
@@ -412,7 +414,7 @@ class ChatClient:
                 Attribute("path", format_path([local_uri])),
                 Attribute("accept-types", format_list(ACCEPT_TYPES)),
                 Attribute("accept-wrapped-types", format_list(ACCEPT_WRAPPED_TYPES)),
-                SetupRole.ACTIVE.attribute(),
+                role.attribute(),
                 # RFC 7701 §8: we take part in nicknames and private messages; a switch
                 # refuses private messages (428) to participants that do not say so.
                 Chatroom.declare(nicknames=True, private_messages=True).attribute(),
@@ -458,8 +460,13 @@ class ChatClient:
         host, port = config.listen if config.listen is not None else (config.local_host, 0)
         if config.listen is None:
             port = config.sip_port
+        # Answer mode: requests come to our identity's AoR (sip:alice@example.net) as
+        # well as to our address, so its domain is ours too (RFC 3261 §8.2.2.1).
+        identity = parse_uri(config.identity)
+        domains = (identity.host,) if isinstance(identity, SipURI) else ()
         ua_config = UAConfig(
             host=host,
+            domains=domains,
             listen=listen,
             outbound_proxy=proxy,
             timers=self._sip_timers,
@@ -535,6 +542,8 @@ class ChatClient:
     def _active_leg(self, creator: TLSPSKClientCreator, host: str, port: int) -> ActiveLeg:
         """We connect (TLS client) and bind with the first SEND (RFC 4975 §5.4)."""
         assert self._params is not None
+        if self._reconnect is None:
+            self._reconnect = (creator, host, port, self._now() + self.config.leg_timeout)
         leg = ActiveLeg(
             self._params.local_uri.session_id or "ue",
             creator,
@@ -603,7 +612,9 @@ class ChatClient:
         if waiting is None or waiting.called:
             incoming.respond(486, now=now)  # one session per UE
             return
-        waiting.callback(incoming)
+        # Not from inside the SIP core's callback: the answer is built on a later turn,
+        # so that what it sends is flushed before a failure could stop the stack.
+        self._reactor.callLater(0, waiting.callback, incoming)
 
     def _refuse(self, incoming: IncomingRequest, status: int, warning: str | None) -> None:
         headers = [("Warning", f'399 {self.config.local_host} "{warning}"')] if warning else []
@@ -801,7 +812,7 @@ class ChatClient:
             return
         try:
             received = describe_received(
-                room=self.config.room, content_type=event.content_type, body=event.body
+                room=self.room, content_type=event.content_type, body=event.body
             )
         except msrp.MsrpError as exc:
             self._log(f"malformed message received: {exc}")
@@ -814,6 +825,8 @@ class ChatClient:
 
     def _leg_failed(self, error: LegError) -> None:
         if self._leg_ready is not None and not self._leg_ready.called:
+            if isinstance(error, LegConnectFailed) and self._retry_connect():
+                return
             self._ready(LegFailure(f"MSRP leg failed: {error}"))
             return
         if self._leaving:
@@ -822,6 +835,26 @@ class ChatClient:
         ensureDeferred(self._hang_up()).addBoth(
             lambda _: self._end(LegFailure(f"MSRP leg failed: {error}"))
         )
+
+    def _retry_connect(self) -> bool:
+        """Connect again after a refused connection, while the setup time lasts.
+
+        An offerer of ``actpass`` should already listen (RFC 4145 §4), but a peer that
+        opens its listener only when our answer arrives loses the race against our
+        connect; retrying every 0.2 s until ``leg_timeout`` costs nothing otherwise.
+        """
+        if self._reconnect is None:
+            return False
+        creator, host, port, deadline = self._reconnect
+        if self._now() + 0.2 >= deadline:
+            return False
+
+        def again() -> None:
+            if self._leg_ready is not None and not self._leg_ready.called:
+                self._leg = self._active_leg(creator, host, port)
+
+        self._reactor.callLater(0.2, again)
+        return True
 
     def _ready(self, error: UeError | None) -> None:
         ready = self._leg_ready

@@ -12,17 +12,30 @@ NICKNAME with 200, or 425 for the nickname "taken".
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 import attrs
-from twisted.internet.defer import ensureDeferred, maybeDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.web.client import Agent
 from twisted.web.server import Site
 
 from focus import msrp
-from focus.adapters.msrp_leg import LegConfig, LegError, MsrpLeg, PassiveLeg, PortAllocator
+from focus.adapters.msrp_leg import (
+    ActiveLeg,
+    LegConfig,
+    LegError,
+    MsrpLeg,
+    PassiveLeg,
+    PortAllocator,
+)
 from focus.adapters.sip_transport import SipStack
-from focus.keying import check_transfer_init, complete_responder
+from focus.keying import (
+    check_transfer_init,
+    complete_initiator,
+    complete_responder,
+    start_initiator,
+)
 from focus.sdp import (
     KeyMgmt,
     LocalMedia,
@@ -30,13 +43,16 @@ from focus.sdp import (
     MsrpUri,
     Origin,
     SessionDescription,
+    SetupRole,
     build_answer,
+    build_offer,
     examine_offer,
+    interpret_answer,
 )
 from focus.sip.dialog import Dialog
 from focus.sip.transaction import Target
 from focus.sip.ua import Application, IncomingRequest, UAConfig
-from focus.tls_psk import TLSPSKServerCreator
+from focus.tls_psk import TLSPSKClientCreator, TLSPSKServerCreator
 from kms import AccountStore, build_resource
 from kms._engine import MikeyTicketEngine
 from kms_client import KmsClient, RetryPolicy
@@ -118,6 +134,7 @@ class FakeFocus(Application):
         self.nicknames: list[str] = []
         self.byes: list[str] = []
         self.leg_failures: list[LegError] = []
+        self._bind_on_up: dict[str, msrp.SessionParams] = {}
         self.refuse: tuple[int, str | None] | None = None
         self.tamper_transfer_resp = False
 
@@ -201,6 +218,100 @@ class FakeFocus(Application):
         incoming.respond(200, now=self.now(), body=answer.encode(), content_type="application/sdp")
         participant.dialog = incoming.dialog
 
+    async def dial_out(
+        self, to: str, target: Target, *, setup: SetupRole = SetupRole.ACTPASS
+    ) -> Participant:
+        """Invite ``to`` at ``target`` as the room (RFC 7701 dial-out): MIKEY initiator."""
+        grant = await self._kms.request_ticket(initiator=ROOM, responders=[to])
+        offer_keys = start_initiator(
+            grant,
+            initiator=ROOM,
+            responder=to,
+            now=self.now(),
+            csb_id=int.from_bytes(os.urandom(4), "big"),
+            rand=os.urandom(16),
+        )
+        port = _free_port()
+        session_id = os.urandom(8).hex()
+        own = MsrpUri("msrps", "127.0.0.1", port, session_id)
+        offer = build_offer(
+            [LocalMedia(path=(own,), key_mgmt=KeyMgmt("mikey", offer_keys.transfer_init))],
+            origin=Origin("focus", 2, 1, "127.0.0.1"),
+        )
+        if setup is not SetupRole.ACTPASS:
+            media = offer.media[0]
+            attributes = tuple(
+                setup.attribute() if a.name == "setup" else a for a in media.attributes
+            )
+            offer = attrs.evolve(offer, media=(attrs.evolve(media, attributes=attributes),))
+        answered: Deferred[Any] = Deferred()
+
+        def handler(out: Any, response: Any) -> None:
+            if response.status >= 200 and not answered.called:
+                answered.callback((out, response))
+
+        self.ua.invite(
+            to,
+            from_=f"<{ROOM}>",
+            now=self.now(),
+            handler=handler,
+            body=offer.encode(),
+            headers=[("Route", f"<sip:{target.host}:{target.port};lr>")],
+        )
+        self.stack.flush()
+        out, response = await answered
+        if response.status != 200:
+            raise AssertionError(f"dial-out answered {response.status}")
+        answer = SessionDescription.parse(response.body)
+        line = interpret_answer(offer, answer).accepted[0]
+        assert line.key_mgmt is not None
+        key = complete_initiator(offer_keys, line.key_mgmt.data, now=self.now())
+        registry = msrp.SessionRegistry()
+        local_uri = msrp.MsrpUri.parse(str(own))
+        params = msrp.SessionParams(
+            local_uri=local_uri,
+            peer_path=tuple(msrp.MsrpUri.parse(str(u)) for u in line.peer_path),
+            accept_types=("message/cpim",),
+            accept_wrapped_types=("*",),
+            peer_accept_types=line.accept_types,
+            peer_accept_wrapped_types=line.accept_wrapped_types,
+        )
+        registry.add(params)
+        connection = msrp.MsrpConnection(registry=registry, random=os.urandom)
+        leg: MsrpLeg
+        if line.focus_role is SetupRole.PASSIVE:
+            passive = PassiveLeg(
+                session_id,
+                TLSPSKServerCreator(key.psk),
+                connection,
+                self,
+                allocator=PortAllocator(port, port),
+                reactor=self._reactor,
+                clock=self._reactor,
+                config=LegConfig(host="127.0.0.1", setup_timeout=10.0),
+            )
+            passive.start()
+            leg = passive
+        else:
+            assert line.connect_to is not None
+            self._bind_on_up[session_id] = params
+            active = ActiveLeg(
+                session_id,
+                TLSPSKClientCreator(key.psk),
+                connection,
+                self,
+                host=line.connect_to[0],
+                port=line.connect_to[1],
+                reactor=self._reactor,
+                clock=self._reactor,
+                config=LegConfig(host="127.0.0.1", setup_timeout=10.0),
+            )
+            active.start()
+            leg = active
+        participant = Participant(to, leg, local_uri, out.dialog)
+        self.participants.append(participant)
+        return participant
+
     def on_dialog_terminated(self, dialog: Dialog, reason: str, now: float) -> None:
         for participant in list(self.participants):
             if participant.dialog is dialog:
@@ -218,10 +329,14 @@ class FakeFocus(Application):
     # -- MSRP ----------------------------------------------------------------------------
 
     def leg_up(self, leg: MsrpLeg) -> None:
-        pass
+        params = self._bind_on_up.pop(leg.leg_id, None)
+        if params is not None:
+            leg.execute(leg.connection.open_session(params, leg.now()))
 
     def msrp_event(self, leg: MsrpLeg, event: Any) -> None:
-        sender = next(p for p in self.participants if p.leg is leg)
+        sender = next((p for p in self.participants if p.leg is leg), None)
+        if sender is None:
+            return
         if isinstance(event, msrp.MessageReceived):
             if not event.body:
                 leg.execute(leg.connection.respond(event.transaction_id, 200, leg.now()))
@@ -260,3 +375,9 @@ class FakeFocus(Application):
         for participant in self.participants:
             participant.leg.close()
         return self.stack.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

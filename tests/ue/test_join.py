@@ -20,11 +20,13 @@ from twisted.internet import defer, task
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.protocol import ProcessProtocol
 
-from tests.ue._focus import ALICE, BOB, KEYS, KMS_ID, ROOM, FakeFocus, LoopbackKms
+from focus.sdp import KeyMgmt, MsrpUri, SetupRole
+from focus.sip.transaction import Target
+from tests.ue._focus import ALICE, BOB, KEYS, KMS_ID, ROOM, FakeFocus, LoopbackKms, _free_port
 from ue.chat import Received
 from ue.cli import run
 from ue.client import ChatClient, UeConfig
-from ue.errors import KeyingFailure, KmsFailure, LegFailure, RemoteHangup, SipFailure
+from ue.errors import JoinTimeout, KeyingFailure, KmsFailure, LegFailure, RemoteHangup, SipFailure
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.e2e]
 
@@ -364,3 +366,100 @@ async def test_console_script_reads_stdin_and_exits_0(
     ]
     assert b"left the room" in child.err
     await bob.client.leave()
+
+
+def answering_peer(kms: LoopbackKms, focus: FakeFocus, identity: str, **kw: Any) -> Peer:
+    """A Peer configured for answer mode on a free loopback port."""
+    peer = Peer(kms, focus, identity, **kw)
+    port = _free_port()
+    peer.client.config = attrs.evolve(
+        peer.client.config,
+        room="",
+        proxy=None,
+        listen=("127.0.0.1", port),
+        msrp_port_range=(42000, 42999),
+        answer_wait=5.0,
+    )
+    return peer
+
+
+@pytest.mark.parametrize("setup_role", [SetupRole.ACTPASS, SetupRole.ACTIVE])
+@pytest_twisted.ensureDeferred
+async def test_answer_a_dial_out_and_chat(
+    setup: tuple[LoopbackKms, FakeFocus], setup_role: SetupRole
+) -> None:
+    """answer: the UE resolves the focus's ticket, answers with TRANSFER_RESP, brings up
+    the leg (active to actpass, passive to active) and chats with a dial-in participant."""
+    kms, focus = setup
+    bob = Peer(kms, focus, BOB)
+    await bob.client.join()
+    alice = answering_peer(kms, focus, ALICE)
+    answered = alice.client.answer()
+    assert alice.client.config.listen is not None
+    target = Target("UDP", *alice.client.config.listen)
+    await focus.dial_out(ALICE, target, setup=setup_role)
+    await answered
+    assert alice.client.room == ROOM
+    role = "listening on" if setup_role is SetupRole.ACTIVE else "to 127.0.0.1"
+    assert alice.logged(f"MSRP leg up ({role}"), alice.log
+    bob.client.send_chat("hi alice")
+    await wait_for(lambda: alice.messages)
+    assert alice.messages == [Received(BOB, ROOM, TEXT, "hi alice", private=False)]
+    alice.client.send_chat("hi bob")
+    await wait_for(lambda: bob.messages)
+    assert bob.messages == [Received(ALICE, ROOM, TEXT, "hi bob", private=False)]
+    await alice.client.leave()
+    await bob.client.leave()
+    assert sorted(focus.byes) == [ALICE, BOB]
+
+
+@pytest_twisted.ensureDeferred
+async def test_answer_refuses_an_invite_for_someone_else(
+    setup: tuple[LoopbackKms, FakeFocus],
+) -> None:
+    """A dial-out whose TRANSFER_INIT names another responder gets 488 with a MIKEY Warning."""
+    kms, focus = setup
+    alice = answering_peer(kms, focus, ALICE)
+    answered = alice.client.answer()
+    assert alice.client.config.listen is not None
+    target = Target("UDP", *alice.client.config.listen)
+    with pytest.raises(AssertionError, match="dial-out answered 488"):
+        await focus.dial_out(BOB, target)
+    with pytest.raises(KeyingFailure, match="another responder"):
+        await answered
+    assert alice.logged("refused the INVITE: 488 (MIKEY: TRANSFER_INIT is addressed")
+
+
+@pytest_twisted.ensureDeferred
+async def test_answer_gives_up_after_the_wait(setup: tuple[LoopbackKms, FakeFocus]) -> None:
+    """Without an INVITE within --wait, answer fails with JoinTimeout."""
+    kms, focus = setup
+    alice = answering_peer(kms, focus, ALICE)
+    alice.client.config = attrs.evolve(alice.client.config, answer_wait=0.3)
+    with pytest.raises(JoinTimeout, match=r"no INVITE within 0\.3 s"):
+        await alice.client.answer()
+
+
+def test_offer_is_a_tls_msrp_line_with_active_setup_and_media_level_key_mgmt() -> None:
+    """The dial-in offer: m=message 9 TCP/TLS/MSRP *, msrps path, CPIM and text/plain,
+    wrapped text/plain and *, a=setup:active, a=chatroom and a media-level a=key-mgmt."""
+    client = ChatClient(
+        UeConfig(identity=ALICE, room=ROOM, proxy=("127.0.0.1", 5060)),
+        kms=None,  # type: ignore[arg-type]
+        reactor=None,
+        random_bytes=bytes,
+    )
+    uri = MsrpUri("msrps", "127.0.0.1", 9, "abc")
+    text = client._description(uri, SetupRole.ACTIVE, KeyMgmt("mikey", b"\x01\x02")).encode()
+    lines = text.decode().split("\r\n")
+    media = lines[lines.index("m=message 9 TCP/TLS/MSRP *") :]
+    assert media[1:] == [
+        "a=path:msrps://127.0.0.1:9/abc;tcp",
+        "a=accept-types:message/cpim text/plain",
+        "a=accept-wrapped-types:text/plain *",
+        "a=setup:active",
+        "a=chatroom:nickname private-messages",
+        "a=key-mgmt:mikey AQI=",
+        "",
+    ]
+    assert "c=IN IP4 127.0.0.1" in lines
