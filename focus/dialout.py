@@ -754,7 +754,6 @@ class Dialer:
         headers: list[tuple[str, object]] = [
             ("Contact", self._contact(ua, member)),
             ("Accept", "application/sdp"),
-            ("Supported", "replaces"),
             *self._route(ua, member),
         ]
         display = job.member.display_name
