@@ -11,6 +11,15 @@ one PROFILE.md section 4 describes, whatever flags were asked for:
   derivation (H), no key forking (I: this KMS sends no MPKr, which section 4.2.1.5 would
   require), no ticket reuse (J), no initiator or responder supplied keys (L, M), no
   type-specific processing (N, O);
+- PRF Func = the PRF of the request's own suite. PROFILE.md section 2 makes the 256-bit
+  suite all-or-nothing (RFC 6043 section 12.1: the 256-bit algorithms "SHALL NOT be
+  mixed" with shorter ones), and the request's HDR PRF, its V algorithm (checked by
+  ``verify_request_init``) and the KEMAC of the answer all follow that suite, as do the
+  MPK, TGK and the TRANSFER_INIT built from the grant. A TP asking for another PRF Func
+  is therefore granted the request's PRF, with K=1 (the ticket's PRF is the one the
+  ticket is protected with, RFC 6043 Appendix A.2.1);
+- one TGK of the suite's key length with a KMS-chosen SPI; a desired KEMAC announcing
+  other keys (more, other types, other lengths, salts) counts as changed (K=1);
 - K set whenever the granted policy differs from the desired one (section 6.10: "the KMS
   changed the desired Ticket Policy or the desired KEMAC"); the requested K is ignored.
 
@@ -21,8 +30,8 @@ from __future__ import annotations
 
 import attrs
 
-from mikey import PROFILE_FLAGS, RequestInit, TicketFlags, TicketPolicy
-from mikey.payloads import Kemac
+from mikey import PROFILE_FLAGS, MikeyError, RequestInit, Suite, TicketFlags, TicketPolicy
+from mikey.payloads import Kemac, KeyType, decode_key_data
 
 __all__ = ["GRANTED_FLAGS", "grant_policy"]
 
@@ -37,6 +46,27 @@ def _without_kemac(policy: TicketPolicy) -> TicketPolicy:
     )
 
 
+def _kemac_granted_as_desired(policy: TicketPolicy, suite: Suite) -> bool:
+    """Does the desired KEMAC (NULL/NULL, section 6.10) ask for what we give: one TGK of
+    the suite's key length? No KEMAC asks for the default, which is that TGK (section
+    4.2.1.5 recommends a single TGK)."""
+    kemacs = [p for p in policy.payloads if isinstance(p, Kemac)]
+    if not kemacs:
+        return True
+    if len(kemacs) > 1 or kemacs[0].encr_alg != 0 or kemacs[0].mac_alg != 0:
+        return False
+    try:
+        keys = decode_key_data(kemacs[0].encr_data)
+    except (MikeyError, ValueError):
+        return False  # a desired KEMAC we cannot read is one we did not follow
+    return (
+        len(keys) == 1
+        and keys[0].key_type == KeyType.TGK
+        and len(keys[0].key) == suite.key_len
+        and keys[0].salt is None
+    )
+
+
 def grant_policy(init: RequestInit) -> TicketPolicy:
     """The policy to seal into the ticket answering the verified request *init*."""
     desired = _without_kemac(init.ticket_policy)
@@ -45,12 +75,13 @@ def grant_policy(init: RequestInit) -> TicketPolicy:
         ticket_type=BASE_TICKET_TYPE[0],
         subtype=BASE_TICKET_TYPE[1],
         version=BASE_TICKET_TYPE[2],
+        prf=init.suite.prf,
         flags=GRANTED_FLAGS,
         reserved=0,
     )
     # The requested K means nothing (section 6.10: "ignored by the KMS"), nor do the
     # reserved bits: neither is part of the desired policy.
     desired = attrs.evolve(desired, flags=desired.flags & ~TicketFlags.K, reserved=0)
-    if granted != desired:
+    if granted != desired or not _kemac_granted_as_desired(init.ticket_policy, init.suite):
         granted = attrs.evolve(granted, flags=granted.flags | TicketFlags.K)
     return granted

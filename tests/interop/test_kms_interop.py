@@ -510,11 +510,6 @@ def test_twistd_kms_marks_its_tickets_kms_generated(plain_kms):
     assert "D" in ticket["flags"] and "K" in ticket["flags"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="twistd kms replaces the requested TP PRF Func (1) by the message suite's (0) "
-    "without setting K: RFC 6043 §6.10 K = 'the KMS changed the desired Ticket Policy'",
-)
 @e2e
 def test_twistd_kms_sets_k_when_it_changes_the_policy(plain_kms):
     """When the granted PRF Func differs from the requested one, K=1."""

@@ -9,7 +9,17 @@ from hypothesis import strategies as st
 
 import mikey
 from kms import Rejection
-from mikey.payloads import Message, Ticket, TicketFlags, TicketPolicy
+from mikey.payloads import (
+    Kemac,
+    KeyData,
+    KeyType,
+    KvSpi,
+    Message,
+    Ticket,
+    TicketFlags,
+    TicketPolicy,
+    encode_key_data,
+)
 
 from .conftest import ALICE, BOB, KEYS, KMS_ID, NOW, Kms
 
@@ -97,6 +107,51 @@ def test_granted_flags_are_the_profile_flags_and_k_tells_a_change(kms: Kms, bits
     got = ask(kms, desired(flags=requested))
     changed = (requested & ~K) != mikey.PROFILE_FLAGS
     assert got.flags == (mikey.PROFILE_FLAGS | K if changed else mikey.PROFILE_FLAGS)
+
+
+@pytest.mark.parametrize("suite", [mikey.SUITE_128, mikey.SUITE_256], ids=["128", "256"])
+def test_granted_prf_is_the_request_suite(kms: Kms, suite: mikey.Suite) -> None:
+    """The TP PRF Func is granted as the request's suite PRF, K=1 when another was asked."""
+    other = 1 - suite.prf
+    assert ask(kms, desired(prf=suite.prf, payloads=_tp_data(suite)), suite=suite).flags == (
+        mikey.PROFILE_FLAGS
+    )
+    got = ask(kms, desired(prf=other, payloads=_tp_data(suite)), suite=suite)
+    assert (got.prf, got.flags) == (suite.prf, mikey.PROFILE_FLAGS | K)
+
+
+def _tp_data(suite: mikey.Suite, kemac: Kemac | str | None = "default") -> tuple[object, ...]:
+    """PROFILE TP Data for *suite*, with the announcing KEMAC replaced (None: left out)."""
+    tp = mikey.request_policy(
+        initiator=ALICE, responders=[BOB], valid_until=NOW + 3600, suite=suite
+    )
+    if kemac == "default":
+        return tp.payloads
+    return tuple(q for p in tp.payloads for q in ((kemac,) if isinstance(p, Kemac) else (p,)) if q)
+
+
+def _announce(*keys: tuple[int, int]) -> Kemac:
+    data = [KeyData(t, bytes(n), KvSpi(bytes(4))) for t, n in keys]
+    return Kemac(0, encode_key_data(data))
+
+
+@pytest.mark.parametrize(
+    ("kemac", "changed"),
+    [
+        (None, False),
+        (_announce((KeyType.TGK, 16)), False),
+        (_announce((KeyType.TGK, 32)), True),
+        (_announce((KeyType.TGK, 16), (KeyType.TGK, 16)), True),
+        (_announce((KeyType.TEK, 16)), True),
+        (Kemac(0, b"\x00\x01"), True),
+    ],
+    ids=["absent", "one-TGK", "long-TGK", "two-TGKs", "TEK", "garbled"],
+)
+def test_k_tells_a_changed_kemac(kms: Kms, kemac: Kemac | None, changed: bool) -> None:
+    """K=1 when the desired KEMAC asks for keys other than the one TGK of the suite."""
+    got = ask(kms, desired(payloads=_tp_data(mikey.SUITE_128, kemac)))
+    assert got.flags == (mikey.PROFILE_FLAGS | K if changed else mikey.PROFILE_FLAGS)
+    assert not [p for p in got.payloads if isinstance(p, Kemac)]
 
 
 def test_granted_tickets_resolve(kms: Kms) -> None:
