@@ -3,6 +3,11 @@
     focus-ue join ROOM-URI --identity URI --kms-url URL (--kms-key HEX | --kms-key-file F)
              [--kms-ca F | --kms-insecure-http] --proxy HOST:PORT [--transport udp|tcp|tls]
              [--nickname N] [--linger SECONDS] ...
+    focus-ue answer --listen HOST:PORT --identity URI --kms-url URL (--kms-key HEX | ...)
+             [--msrp-ports LOW-HIGH] [--wait SECONDS] ...
+
+``answer`` waits for one dial-out INVITE from the focus and answers it as MIKEY responder
+(see :mod:`ue.client`); afterwards both commands behave the same.
 
 stdin: one chat message per line; ``/msg URI text`` sends a private message, ``/nick N``
 asks for a nickname, ``//text`` sends ``/text``. stdout: one JSON object per received

@@ -27,7 +27,17 @@ participant for a private message); a nickname is requested with NICKNAME and
 Use-Nickname (refusals such as 425 are reported through ``on_log``, not fatal).
 Received messages go to ``on_message`` as :class:`ue.chat.Received`.
 
-Ending: :meth:`leave` closes the leg, sends BYE and waits (bounded) for its answer.
+Answer mode (:meth:`ChatClient.answer`, a dial-out from the focus, RFC 7701 §5): the
+client listens on ``config.listen`` for one INVITE, checks its TRANSFER_INIT (IDRr must
+be our identity, :func:`focus.keying.check_transfer_init`), resolves the ticket at the
+KMS, verifies the initiator is the caller and builds the TRANSFER_RESP
+(:func:`focus.keying.complete_responder`); the caller's verified MIKEY identity becomes
+the room. To ``actpass`` (or ``passive``) it answers ``active`` and connects; to
+``active`` it answers ``passive`` and listens on a port of ``msrp_port_range`` (RFC 4145
+§4.1, RFC 6135 §4.2). Failures are answered on SIP (488/403 with the MIKEY Warning,
+480 when the KMS is unreachable) before the error is raised.
+
+Ending: :meth:`leave` sends BYE, closes the leg and waits (bounded) for the answer.
 :meth:`when_ended` fires when the session ends: with None after :meth:`leave`, with
 :class:`RemoteHangup` when the focus sent BYE, with :class:`LegFailure` when the leg
 broke (the client then hangs up itself).

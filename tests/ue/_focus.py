@@ -145,6 +145,11 @@ class FakeFocus(Application):
         port = await self.stack.listen_tcp(0, "127.0.0.1")
         return Target("TCP", "127.0.0.1", port.getHost().port)
 
+    async def listen_tls(self, cert: str, key: str) -> Target:
+        """Also accept SIP over TLS with this certificate; return that address."""
+        port = await self.stack.listen_tls(0, "127.0.0.1", cert_path=cert, key_path=key)
+        return Target("TLS", "127.0.0.1", port.getHost().port)
+
     def on_request(self, incoming: IncomingRequest, now: float) -> None:
         if incoming.request.method != "INVITE" or incoming.dialog is not None:
             incoming.respond(501, now=now)

@@ -206,3 +206,46 @@ def test_kms_refusal_exits_3_with_status_code_and_hint() -> None:
     assert code == 3
     assert "HTTP 403, MIKEY ERR 7" in err
     assert "check --kms-key, --identity" in err
+
+
+def answer_argv(*extra: str) -> list[str]:
+    return [
+        "answer",
+        "--identity",
+        ALICE,
+        "--kms-url",
+        "https://kms.example.net/mikey-ticket/v1",
+        "--kms-key",
+        KEY,
+        "--listen",
+        "127.0.0.1:5070",
+        *extra,
+    ]
+
+
+def test_answer_listens_and_has_no_room_or_proxy() -> None:
+    """answer: SIP on --listen, MSRP ports from --msrp-ports, the room learned later."""
+    options = parse_args(answer_argv("--msrp-ports", "30000-30010", "--wait", "60"), environ={})
+    assert options.command == "answer"
+    config = options.config
+    assert (config.room, config.proxy, config.listen) == ("", None, ("127.0.0.1", 5070))
+    assert config.local_host == "127.0.0.1"
+    assert config.msrp_port_range == (30000, 30010)
+    assert config.answer_wait == 60.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (answer_argv()[:-2], "the following arguments are required: --listen"),
+        (answer_argv("--msrp-ports", "30010-30000"), "--msrp-ports: expected LOW-HIGH"),
+        (answer_argv("--msrp-ports", "many"), "--msrp-ports: expected LOW-HIGH"),
+        (answer_argv("--transport", "tls"), "--transport tls is not supported"),
+        (answer_argv("--wait", "0"), "--wait must be positive"),
+        (answer_argv("--proxy", "127.0.0.1:5060"), "unrecognized arguments: --proxy"),
+    ],
+)
+def test_bad_answer_options_say_which_and_why(args: list[str], message: str) -> None:
+    """Each bad answer option gives a UsageError naming it."""
+    with pytest.raises(UsageError, match=message):
+        parse_args(args, environ={})

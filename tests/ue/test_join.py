@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.protocol import ProcessProtocol
 
 from focus.sdp import KeyMgmt, MsrpUri, SetupRole
-from focus.sip.transaction import Target
+from focus.sip.transaction import Target, TimerConfig
+from kms._tls import ensure_self_signed
 from tests.ue._focus import ALICE, BOB, KEYS, KMS_ID, ROOM, FakeFocus, LoopbackKms, _free_port
 from ue.chat import Received
 from ue.cli import run
@@ -125,6 +127,47 @@ async def test_join_over_sip_tcp(setup: tuple[LoopbackKms, FakeFocus]) -> None:
     assert alice.logged("over TCP")
     await alice.client.leave()
     assert focus.byes == [ALICE], "\n".join(alice.log)
+
+
+@pytest_twisted.ensureDeferred
+async def test_join_over_sip_tls(setup: tuple[LoopbackKms, FakeFocus], tmp_path: Path) -> None:
+    """--transport tls: the proxy's certificate is checked against --sip-ca; chat works and
+    BYE goes over the same TLS connection."""
+    kms, focus = setup
+    files = ensure_self_signed(tmp_path / "sip.toml", names=["127.0.0.1"], now=time.time())
+    assert files.ca is not None
+    address = await focus.listen_tls(str(files.certificate), str(files.key))
+    alice = Peer(kms, focus, ALICE, transport="tls", sip_tls_ca=files.ca)
+    alice.client.config = attrs.evolve(alice.client.config, proxy=(address.host, address.port))
+    bob = Peer(kms, focus, BOB)
+    await alice.client.join()
+    await bob.client.join()
+    bob.client.send_chat("over tls")
+    await wait_for(lambda: alice.messages)
+    assert alice.messages[0].body == "over tls"
+    await alice.client.leave()
+    assert alice.logged("BYE answered: 200")
+    await bob.client.leave()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sip_tls_with_an_untrusted_certificate_fails(
+    setup: tuple[LoopbackKms, FakeFocus], tmp_path: Path
+) -> None:
+    """A proxy certificate that does not chain to --sip-ca makes the INVITE fail (503)."""
+    kms, focus = setup
+    files = ensure_self_signed(tmp_path / "sip.toml", names=["127.0.0.1"], now=time.time())
+    other = ensure_self_signed(tmp_path / "other.toml", names=["127.0.0.1"], now=time.time())
+    assert other.ca is not None
+    address = await focus.listen_tls(str(files.certificate), str(files.key))
+    alice = Peer(kms, focus, ALICE, transport="tls", sip_tls_ca=other.ca)
+    alice.client.config = attrs.evolve(alice.client.config, proxy=(address.host, address.port))
+    # A failed TLS handshake is not reported to the transaction as a transport error by
+    # the SIP stack, so the INVITE ends by Timer B (64*T1): keep T1 small here.
+    alice.client._sip_timers = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
+    with pytest.raises(SipFailure) as caught:
+        await alice.client.join()
+    assert caught.value.status in (408, 503)
 
 
 @pytest_twisted.ensureDeferred
