@@ -321,6 +321,11 @@ class MsrpConnection:
         self._sent: OrderedDict[tuple[MsrpUri, str], None] = OrderedDict()
         self._failed: OrderedDict[tuple[MsrpUri, str], None] = OrderedDict()
         self._partial: OrderedDict[str, _Transaction] = OrderedDict()
+        # Running totals so the per-message cost does not grow with the backlog (the relay
+        # hot path): SEND body octets awaiting a 200 over every message (the window), and
+        # the latest ``now`` seen, which keeps transaction deadlines in insertion order.
+        self._in_flight_bytes = 0
+        self._clock = float("-inf")
         self._armed: float | None = None
         self._closed = False
 
@@ -340,9 +345,17 @@ class MsrpConnection:
         return self._closed
 
     def next_deadline(self) -> float | None:
-        """The earliest time :meth:`handle_timeout` must be called, if any."""
-        deadlines = [t.deadline for t in self._transactions.values() if t.deadline is not None]
-        deadlines.extend(i.deadline for i in self._incoming.values())
+        """The earliest time :meth:`handle_timeout` must be called, if any.
+
+        Every entry of ``_transactions`` got ``max(now seen so far) + transaction_timeout``
+        when it was added, so the dict's insertion order is deadline order and the oldest
+        entry is the earliest: O(1) instead of a scan of up to a window's worth of
+        transactions per call.  ``_incoming`` is bounded by ``max_pending_messages``."""
+        deadlines = [i.deadline for i in self._incoming.values()]
+        for txn in self._transactions.values():
+            if txn.deadline is not None:
+                deadlines.append(txn.deadline)
+            break
         return min(deadlines) if deadlines else None
 
     # -- inputs --------------------------------------------------------------------------
@@ -390,11 +403,16 @@ class MsrpConnection:
     def handle_timeout(self, now: float) -> list[Command]:
         """The timer fired: expire transactions (408) and stalled incoming messages."""
         out: list[Command] = []
-        for tid, txn in list(self._transactions.items()):
+        # Deadlines are in insertion order (see next_deadline): stop at the first not due.
+        due: list[tuple[str, _Transaction]] = []
+        for tid, txn in self._transactions.items():
+            if txn.deadline is None or txn.deadline > now:
+                break
+            due.append((tid, txn))
+        for tid, txn in due:
             # A failed chunk stops its message and drops its sibling transactions, so
             # entries of this snapshot may be gone already.
-            due = txn.deadline is not None and txn.deadline <= now
-            if due and self._transactions.pop(tid, None) is not None:
+            if self._transactions.pop(tid, None) is not None:
                 self._transaction_failed(tid, txn, 408, "no response within the timeout", out)
         for key, incoming in list(self._incoming.items()):
             if incoming.deadline <= now:
@@ -472,7 +490,7 @@ class MsrpConnection:
     def abort_message(self, message_id: str, now: float) -> list[Command]:
         """Stop sending a message; if chunks were left, send an empty ``#`` chunk (§7.1)."""
         out: list[Command] = []
-        message = self._outgoing.pop(message_id, None)
+        message = self._drop_outgoing(message_id)
         if message is None:
             return out
         if message.chunks:
@@ -756,7 +774,7 @@ class MsrpConnection:
                 TransactionCompleted(txn.local_uri, response.transaction_id, txn.method, mid)
             )
             if message is not None:
-                message.in_flight.pop(response.transaction_id, None)
+                self._in_flight_bytes -= message.in_flight.pop(response.transaction_id, 0)
                 if not message.chunks and not message.in_flight:
                     del self._outgoing[message.message_id]
                     out.append(MessageSent(txn.local_uri, message.message_id))
@@ -784,7 +802,7 @@ class MsrpConnection:
         out: list[Command],
     ) -> None:
         """Stop sending a message and tell the application, once per message."""
-        message = self._outgoing.pop(message_id, None)
+        message = self._drop_outgoing(message_id)
         if message is not None:
             for tid in message.in_flight:
                 self._transactions.pop(tid, None)
@@ -825,7 +843,7 @@ class MsrpConnection:
                 self._send_queue.popleft()
                 continue
             acked = message.failure_report is FailureReport.YES
-            in_flight = sum(self._outgoing_in_flight())
+            in_flight = self._in_flight_bytes
             if acked and in_flight and in_flight + len(message.chunks[0].body) > window:
                 return
             chunk = message.chunks.popleft()
@@ -833,6 +851,7 @@ class MsrpConnection:
             message.next_start = chunk.byte_range.start + len(chunk.body)
             if acked:
                 message.in_flight[request.transaction_id] = len(chunk.body)
+                self._in_flight_bytes += len(chunk.body)
             self._send_request(request, message.params.local_uri, now, out)
             if not message.chunks:
                 self._send_queue.popleft()
@@ -841,9 +860,12 @@ class MsrpConnection:
                     del self._outgoing[mid]
                     out.append(MessageSent(message.params.local_uri, mid))
 
-    def _outgoing_in_flight(self) -> Iterable[int]:
-        for message in self._outgoing.values():
-            yield from message.in_flight.values()
+    def _drop_outgoing(self, message_id: str) -> _Outgoing | None:
+        """Forget a message being sent; its unacknowledged chunks leave the window."""
+        message = self._outgoing.pop(message_id, None)
+        if message is not None:
+            self._in_flight_bytes -= sum(message.in_flight.values())
+        return message
 
     def _send_request(
         self, request: Request, local_uri: MsrpUri, now: float, out: list[Command]
@@ -861,11 +883,14 @@ class MsrpConnection:
             while len(self._partial) > self._config.max_sent_remembered:
                 self._partial.popitem(last=False)
             return
+        # A clock that steps back must not put a deadline before older ones (the order
+        # next_deadline relies on); such a transaction times out at most that step late.
+        self._clock = max(self._clock, now)
         self._transactions[request.transaction_id] = _Transaction(
             local_uri=local_uri,
             method=request.method,
             message_id=request.message_id,
-            deadline=now + self._config.transaction_timeout,
+            deadline=self._clock + self._config.transaction_timeout,
         )
 
     def _send_report(
@@ -934,6 +959,7 @@ class MsrpConnection:
         for mid, message in list(self._outgoing.items()):
             out.append(MessageFailed(message.params.local_uri, mid, 408, "connection lost"))
         self._outgoing.clear()
+        self._in_flight_bytes = 0
         self._send_queue.clear()
         self._partial.clear()
         for local, mid in list(self._incoming):

@@ -722,3 +722,58 @@ def test_caller_mistakes_raise_value_error() -> None:
     for method in ("SEND", "REPORT", "nick", ""):
         with pytest.raises(ValueError):
             conn.send_request(ALICE, method, 0.0)
+
+
+def _lines_run(fn: Callable[[], object]) -> int:
+    """How many source lines of the connection core ``fn`` executes (a work count that
+    does not depend on the machine's speed)."""
+    import sys
+
+    count = 0
+
+    def tracer(frame: Any, event: str, _arg: object) -> Any:
+        nonlocal count
+        if event == "line" and frame.f_code.co_filename.endswith("msrp/connection.py"):
+            count += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+def test_send_cost_does_not_grow_with_transactions_in_flight() -> None:
+    """Queuing a message costs the same with 5 or 500 unanswered chunks in flight: the
+    window and the next deadline are kept as running values, not recomputed by scanning
+    every pending transaction (the relay hot path, RFC 4975 §7.1.1 pacing)."""
+    conn, out = alice(MsrpConfig(send_window=1 << 20))
+    conn.receive_data(answer(sent(out)[0]), 0.0)
+    costs = []
+    for backlog in (5, 500):
+        while len(conn._transactions) < backlog:
+            conn.send_message(ALICE, "text/plain", b"x" * 100, 1.0)
+        costs.append(_lines_run(lambda: conn.send_message(ALICE, "text/plain", b"y", 1.0)))
+    assert costs[1] <= costs[0] + 5, costs
+
+
+def test_window_accounting_survives_aborts_and_failures() -> None:
+    """Chunks of an aborted or failed message stop counting against the send window, so
+    the next message is not held back by octets that will never be acknowledged."""
+    conn, out = alice(MsrpConfig(chunk_size=4096, send_window=4096))
+    conn.receive_data(answer(sent(out)[0]), 0.0)
+    mid, out = conn.send_message(ALICE, "text/plain", b"a" * 8192, 1.0)
+    (first,) = sent(out)
+    conn.abort_message(mid, 2.0)
+    mid2, out = conn.send_message(ALICE, "text/plain", b"b" * 4096, 3.0)
+    (second,) = sent(out)
+    assert second.message_id == mid2
+    out = conn.receive_data(answer(second, 500), 4.0)
+    assert events(out, MessageFailed)[0].message_id == mid2
+    _mid3, out = conn.send_message(ALICE, "text/plain", b"c" * 4096, 5.0)
+    assert len(sent(out)) == 1
+    # The late 200 for the aborted message's chunk changes nothing.
+    out = conn.receive_data(answer(first), 6.0)
+    assert events(out, TransactionCompleted)
