@@ -58,6 +58,7 @@ from focus.dialout import (
     DialOutError,
     Outcome,
     build_leg,
+    mikey_identity,
     session_params,
 )
 from focus.eventlog import EventLog
@@ -556,7 +557,7 @@ class ConferenceControl:
 
         if isinstance(action, InviteMember):
             assert self.dialer is not None and member_id is not None
-            self._invited.add((room_uri, str(member_id)))
+            self._invited.add((room_uri, mikey_identity(str(member_id))))
             member = DialOutMember(member_id, room.settings.retry, target.display_name)
             running = self.dialer.job(room_uri, str(member_id)) is not None
             if running:
@@ -590,11 +591,7 @@ class ConferenceControl:
     def invited(self, room_uri: str, uri: str) -> bool:
         """Whether ``uri`` was invited into the room by REFER or the admin API (such a
         member is admitted although not on the allow list, and survives reloads)."""
-        try:
-            key = (room_uri, str(Identity.parse(uri)))
-        except PolicyError:
-            return False
-        return key in self._invited
+        return (room_uri, mikey_identity(uri)) in self._invited
 
     # -- reload -------------------------------------------------------------------------------
 
@@ -610,6 +607,8 @@ class ConferenceControl:
             return False
         if self.invited(room_uri, uri):
             return True
+        if any(mikey_identity(str(m.uri)) == mikey_identity(uri) for m in room.dial_out):
+            return True  # still on the room's dial-out list (its port only routes)
         # One other participant assumed, so an ad-hoc room's non-creators are judged by
         # its lists, and a full room is not a reason to remove anybody (486 is kept).
         decision = may_join(room, uri, 1)
@@ -723,7 +722,7 @@ class ConferenceControl:
         except PolicyError as exc:
             raise AdminError(400, "not a SIP URI") from exc
         room_uri = str(found.uri)
-        self._invited.add((room_uri, str(identity)))
+        self._invited.add((room_uri, mikey_identity(str(identity))))
         self.dialer.dial(room_uri, DialOutMember(identity, found.settings.retry), reason="admin")
 
     def remove(self, room: str, who: str, reason: str) -> int:
@@ -780,7 +779,7 @@ def adopt_dial_out(app: Any, answer: DialOutAnswer, reason: str, *, invited: boo
     from focus.service import _Call  # the service's own record type (no import cycle)
 
     leg_id: str = app.random(6).hex()
-    member = str(Identity.parse(answer.member))
+    member = answer.identity
     kwargs: dict[str, Any] = {}
     if invited:
         kwargs["invited"] = True

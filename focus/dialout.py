@@ -28,6 +28,13 @@ or the room's :class:`~policies.RetryPolicy` is used up.  One attempt, step by s
    TLS client (:func:`build_leg` does either).  The attempt succeeds when the host says
    the MSRP session is bound; a leg that fails first is outcome ``leg``.
 
+Identities.  The member's MIKEY identity (IDRr, the ticket's responder, what the
+TRANSFER_RESP must name) is its URI without port and parameters (:func:`mikey_identity`):
+``sip:bob@192.0.2.7:5070`` is dialled at port 5070 but keyed as ``sip:bob@192.0.2.7``.
+PROFILE §1 identities are bare ``scheme:user@host`` AoRs (the reference KMS accepts no
+port in an identity); a port in a ``dial_out`` URI only says where to send the INVITE.
+The member joins the room under that identity (it is what its CPIM From will say).
+
 Between attempts the job waits ``RetryPolicy.delay_before(n)``; when no attempt is left
 it gives up with a ``dial_out_gave_up`` event.  A member the room policy refuses
 (``policy``) or a job cancelled (reload removed the member, the room closed, the service
@@ -88,7 +95,7 @@ from focus.sip.uri import SipURI, parse_uri
 from focus.tls_psk import TLSPSKClientCreator, TLSPSKConfig, TLSPSKServerCreator
 from kms_client import KmsClientError
 from mikey import ReplayCache, TicketGrant
-from policies import DialOutMember, RetryPolicy
+from policies import DialOutMember, Identity, PolicyError, RetryPolicy
 
 __all__ = [
     "DialJob",
@@ -105,6 +112,7 @@ __all__ = [
     "after_attempt",
     "build_leg",
     "direct_target",
+    "mikey_identity",
     "outcome_of_status",
     "session_params",
 ]
@@ -176,6 +184,17 @@ def after_attempt(retry: RetryPolicy, attempt: int, outcome: Outcome) -> Retry |
     if delay is None:
         return GiveUp(f"no attempt left after {attempt} of {retry.attempts}")
     return Retry(attempt + 1, delay)
+
+
+def mikey_identity(uri: str) -> str:
+    """The identity a member is keyed and admitted as: ``scheme:user@host`` of its URI
+    (port and parameters dropped, host lower-case; see the module docstring)."""
+    try:
+        who = Identity.parse(uri)
+    except PolicyError:
+        return uri
+    user = f"{who.user}@" if who.user is not None else ""
+    return f"{who.scheme}:{user}{who.host}"
 
 
 def direct_target(uri: str) -> tuple[str, int, str | None] | None:
@@ -259,11 +278,13 @@ class DialOutAnswer:
 
     ``line`` is the accepted answer line (its ``focus_role`` says whether the focus
     connects or listens), ``local_uri`` the focus's ``a=path`` URI from the offer,
-    ``reservation`` the port behind it (the host takes it for a passive leg).
+    ``reservation`` the port behind it (the host takes it for a passive leg);
+    ``member`` is the URI dialled, ``identity`` the verified MIKEY identity of the member.
     """
 
     room: str
     member: str
+    identity: str
     display_name: str | None
     call_id: str
     dialog: Dialog
@@ -628,13 +649,14 @@ class Dialer:
 
     async def _attempt(self, job: DialJob) -> tuple[Outcome, int, str]:
         room, member = job.room, job.uri
+        identity = mikey_identity(member)
         ua = self._ua()
         if ua is None:
             return Outcome.SIP, 503, "SIP is not listening"
         started = self._now()
         try:
             grant = await self._kms.request_ticket(
-                initiator=room, responders=[member], validity=self.settings.ticket_validity
+                initiator=room, responders=[identity], validity=self.settings.ticket_validity
             ).addTimeout(self.settings.kms_timeout, self._clock)
         except (KmsClientError, TimeoutError) as exc:
             if self._metrics is not None:
@@ -648,7 +670,7 @@ class Dialer:
             offer_keys = start_initiator(
                 grant,
                 initiator=room,
-                responder=member,
+                responder=identity,
                 now=self._now(),
                 csb_id=int.from_bytes(self._random(4), "big"),
                 rand=self._random(max(16, grant.suite.key_len)),
@@ -706,6 +728,7 @@ class Dialer:
             answer = DialOutAnswer(
                 room=room,
                 member=member,
+                identity=key.responder,
                 display_name=job.member.display_name,
                 call_id=response.call_id,
                 dialog=dialog,

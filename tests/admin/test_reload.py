@@ -41,7 +41,7 @@ def test_reload_removing_a_member_ends_only_that_members_leg(tmp_path: Path) -> 
     new = tmp_path / "policy.toml"
     new.write_text(
         POLICY.replace(
-            'allow = ["sip:*@example.net", "sip:carol@127.0.0.1:5070"]',
+            'allow = ["sip:*@example.net", "sip:carol@127.0.0.1"]',
             'allow = ["sip:alice@example.net"]',
         )
     )

@@ -29,6 +29,7 @@ from tests.keying._tickets import make_grant, resolution_of
 
 ROOM = "sip:lobby@conf.example.net"
 CAROL = "sip:carol@127.0.0.1:5070"
+CAROL_ID = "sip:carol@127.0.0.1"  # the MIKEY identity: no port
 NOW = 1_800_000_000.0
 
 
@@ -153,7 +154,7 @@ def member_answer(
     invite: Request,
     grant: TicketGrant,
     *,
-    member: str = CAROL,
+    member: str = CAROL_ID,
     setup: str = "passive",
     now: float = NOW,
     tamper: bool = False,

@@ -22,7 +22,7 @@ from focus.tls_psk import TLSPSKConfig
 from kms_client import KmsUnavailable
 from policies import DialOutMember, Identity, RetryPolicy
 
-from ._harness import CAROL, ROOM, Rig, member_answer
+from ._harness import CAROL, CAROL_ID, ROOM, Rig, member_answer
 
 RETRY = RetryPolicy(attempts=2, backoff=5.0, answer_timeout=20.0)
 
@@ -83,7 +83,7 @@ def test_offer_is_only_msrp_over_tls_actpass_with_a_transfer_init() -> None:
     rig = Rig()
     rig.dialer.dial(ROOM, member())
     rig.pump()
-    assert rig.kms.requests == [(ROOM, (CAROL,))]
+    assert rig.kms.requests == [(ROOM, (CAROL_ID,))]
     ((invite, target),) = rig.requests("INVITE")
     assert (target.host, target.port) == ("127.0.0.1", 5070)
     assert "Route" not in invite.headers
@@ -112,7 +112,8 @@ def test_answered_and_keyed_member_is_handed_to_the_host() -> None:
     rig.respond(invite, 200, body=member_answer(invite, rig.kms.grants[0]))
     assert rig.requests("ACK")
     (answer,) = rig.host.answers
-    assert answer.key.responder == CAROL and answer.key.initiator == ROOM
+    assert answer.key.responder == CAROL_ID and answer.key.initiator == ROOM
+    assert (answer.member, answer.identity) == (CAROL, CAROL_ID)
     assert answer.line.focus_role is SetupRole.ACTIVE
     assert answer.line.connect_to == ("127.0.0.1", 3000)
     assert job.result is not None and job.result.joined

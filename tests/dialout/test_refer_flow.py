@@ -21,7 +21,7 @@ def with_dialer(core: FakeCore, control) -> FakeKms:  # type: ignore[no-untyped-
     kms.clock = core.clock
 
     def adopt(answer: DialOutAnswer, _reason: str) -> str:
-        return core.join(str(answer.member), Direction.DIAL_OUT)
+        return core.join(answer.identity, Direction.DIAL_OUT)
 
     control._adopt = adopt
     control.attach(
@@ -59,7 +59,7 @@ def test_refer_from_an_allowed_participant_brings_the_member_in() -> None:
     assert sipfrags(core) == [(b"SIP/2.0 100 Trying\r\n", "active;expires=120")]
     core.pump()
     (invite,) = core.requests("INVITE")
-    assert str(invite.uri) == CAROL and kms.requests == [(ROOM, (CAROL,))]
+    assert str(invite.uri) == CAROL and kms.requests == [(ROOM, ("sip:carol@127.0.0.1",))]
     ringing = make_response(invite, 180, to_tag="m")
     assert core.ua is not None
     core.ua.datagram_received(ringing.encode(), MEMBER_AT, core.now())
@@ -73,7 +73,7 @@ def test_refer_from_an_allowed_participant_brings_the_member_in() -> None:
     frags = sipfrags(core)
     assert frags[1][0] == b"SIP/2.0 180 Ringing\r\n"
     assert frags[-1] == (b"SIP/2.0 200 OK\r\n", "terminated;reason=noresource")
-    assert any(p.uri == CAROL for p in core.conference.participants)
+    assert any(p.uri == "sip:carol@127.0.0.1" for p in core.conference.participants)
 
 
 def test_refer_from_a_participant_not_allowed_to_invite_is_403() -> None:

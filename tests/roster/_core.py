@@ -24,7 +24,7 @@ NOW = 1_800_000_000.0
 
 POLICY = f"""
 [defaults]
-allow = ["sip:*@example.net", "sip:carol@127.0.0.1:5070"]
+allow = ["sip:*@example.net", "sip:carol@127.0.0.1"]
 may_invite = ["sip:alice@example.net"]
 moderators = ["sip:mod@example.net"]
 watchers = ["sip:watcher@example.org"]
