@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -234,3 +235,65 @@ def test_endpoint_status_values_are_rfc4575() -> None:
         "connected", "disconnected", "on-hold", "muted-via-focus", "pending", "alerting",
         "dialing-in", "dialing-out", "disconnecting",
     }  # fmt: skip
+
+
+# -- RFC 4575 §4.6: a subscriber rebuilding the state from full + partial documents ----
+
+
+def _endpoint_view(endpoint: ET.Element) -> tuple[str | None, str | None, str | None]:
+    return (
+        endpoint.findtext("ci:display-text", namespaces=NS),
+        endpoint.findtext("ci:status", namespaces=NS),
+        endpoint.findtext("ci:joining-method", namespaces=NS),
+    )
+
+
+def _apply(state: dict[str, dict[str, Any]], body: bytes) -> None:
+    """RFC 4575 §4.6 for the elements the focus sends (users, endpoints, user-count)."""
+    root = parse(body)
+    if root.get("state") == "full":
+        state.clear()
+    count = root.findtext("ci:conference-state/ci:user-count", namespaces=NS)
+    if count is not None:
+        state["#count"] = {"n": count}
+    for user in root.iterfind("ci:users/ci:user", NS):
+        entity = user.get("entity") or ""
+        if user.get("state") == "deleted":
+            state.pop(entity, None)
+            continue
+        if user.get("state", "full") == "full":
+            state[entity] = {}
+        target = state.setdefault(entity, {})
+        for endpoint in user.iterfind("ci:endpoint", NS):
+            key = endpoint.get("entity") or ""
+            if endpoint.get("state") == "deleted":
+                target.pop(key, None)
+            else:
+                target[key] = _endpoint_view(endpoint)
+
+
+_POOL = [
+    RosterMember(f"leg-{u}{e}", f"sip:{u}@example.net", f"sip:{u}@10.0.0.{e}", name)
+    for u in ("a", "b", "c")
+    for e in (1, 2)
+    for name in (None, "N")
+]
+
+
+@settings(max_examples=150)
+@given(st.lists(st.lists(st.sampled_from(_POOL), max_size=4, unique_by=lambda m: m.endpoint),
+                min_size=1, max_size=6))  # fmt: skip
+def test_partial_documents_rebuild_the_full_state(snapshots: list[list[RosterMember]]) -> None:
+    """Applying the first full document and then every partial one (RFC 4575 §4.6)
+    gives the same state as a full document of the last snapshot."""
+    state: dict[str, dict[str, Any]] = {}
+    table = SubscriptionTable()
+    first = snap(*snapshots[0])
+    _apply(state, table.subscribe("d", room=ROOM, subscriber="x", expires=600,
+                                  snapshot=first, now=0.0).body)  # fmt: skip
+    for members in snapshots[1:]:
+        for note in table.changed(snap(*members), now=1.0):
+            _apply(state, note.body)
+    expected: dict[str, dict[str, Any]] = {}
+    _apply(expected, full_document(snap(*snapshots[-1]), 1))
+    assert state == expected
