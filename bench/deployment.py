@@ -71,7 +71,8 @@ class Deployment:
         kms_timeout: float = 3.0,
         kms_retries: int = 0,
         leg_timeout: float = 10.0,
-        kms_url: str | None = None,
+        focus_kms_url: str | None = None,
+        sip_idle_timeout: float = 300.0,
         extra_focus: str = "",
     ) -> None:
         self.accounts = accounts
@@ -80,7 +81,8 @@ class Deployment:
         self.kms_timeout = kms_timeout
         self.kms_retries = kms_retries
         self.leg_timeout = leg_timeout
-        self.kms_url_override = kms_url
+        self.focus_kms_url = focus_kms_url
+        self.sip_idle_timeout = sip_idle_timeout
         self.extra_focus = extra_focus
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="focus-bench-"))
         self.kms_port = free_port()
@@ -90,7 +92,7 @@ class Deployment:
 
     @property
     def kms_url(self) -> str:
-        return self.kms_url_override or f"http://127.0.0.1:{self.kms_port}/mikey-ticket/v1"
+        return f"http://127.0.0.1:{self.kms_port}/mikey-ticket/v1"
 
     def _write(self) -> None:
         lines = [
@@ -132,6 +134,7 @@ allow = ["sip:*@example.net"]
             f"""
 [sip]
 domain = "conf.example.net"
+idle_timeout = {self.sip_idle_timeout}
 [[sip.listen]]
 transport = "udp"
 host = "127.0.0.1"
@@ -150,7 +153,7 @@ max_queued_bytes = {self.max_queued_bytes}
 max_message_size = 1048576
 
 [kms]
-base_url = "{self.kms_url}"
+base_url = "{self.focus_kms_url or self.kms_url}"
 allow_plain_http = true
 identity = "{KMS_IDENTITY}"
 account = "{FOCUS_ACCOUNT}"
@@ -167,6 +170,16 @@ file = "focus.log"
 {self.extra_focus}
 """
         )
+
+    def restart_focus(self, **settings: Any) -> None:
+        """Stop the focus, change some of the constructor's settings, start it again."""
+        self.stop_focus()
+        for name, value in settings.items():
+            if not hasattr(self, name):
+                raise TypeError(f"unknown setting {name}")
+            setattr(self, name, value)
+        self._write()
+        self.start_focus()
 
     def start_kms(self) -> None:
         self.kms = subprocess.Popen(
