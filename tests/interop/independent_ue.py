@@ -176,14 +176,14 @@ def msrp_take(buf: bytearray) -> MsrpFrame | None:
 
 
 def msrp_request(
-    tid: str, method: str, headers: list[tuple[str, str]], body: bytes | None
+    tid: str, method: str, headers: list[tuple[str, str]], body: bytes | None, flag: str = "$"
 ) -> bytes:
     """Serialise a request (RFC 4975 §7.1): Content-Type last, body framed by CRLFs."""
     out = f"MSRP {tid} {method}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
     data = out.encode()
     if body is not None:
         data += b"\r\n" + body + b"\r\n"
-    return data + f"-------{tid}$\r\n".encode()
+    return data + f"-------{tid}{flag}\r\n".encode()
 
 
 class MediaLeg:
@@ -224,19 +224,39 @@ class MediaLeg:
         assert self.sock is not None
         self.sock.sendall(data)
 
-    def send(self, ref: str, body: bytes | None, content_type: str | None) -> str:
-        tid, mid = _ident(), _ident()
-        n = len(body or b"")
-        headers = [
-            ("To-Path", self.to_path),
-            ("From-Path", self.from_path),
-            ("Message-ID", mid),
-            ("Byte-Range", f"1-{n}/{n}"),
-        ]
-        if content_type is not None:
-            headers.append(("Content-Type", content_type))  # last header (RFC 4975 §7.1)
-        self.pending[tid] = ref
-        self.send_raw(msrp_request(tid, "SEND", headers, body))
+    def send(
+        self,
+        ref: str,
+        body: bytes | None,
+        content_type: str | None,
+        cuts: list[int] | None = None,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> str:
+        """One SEND, or one chunk per piece between *cuts* (RFC 4975 §5.1, §7.1): each chunk
+        its own transaction with Byte-Range, ``+`` on all but the last; the last chunk's
+        response is reported under *ref*, earlier ones under ``ref.N``."""
+        mid, data = _ident(), body or b""
+        n = len(data)
+        bounds = [0, *(cuts or []), n]
+        tid = ""
+        for i in range(len(bounds) - 1):
+            tid, last = _ident(), i == len(bounds) - 2
+            piece = data[bounds[i] : bounds[i + 1]]
+            headers = [
+                ("To-Path", self.to_path),
+                ("From-Path", self.from_path),
+                ("Message-ID", mid),
+                ("Byte-Range", f"{bounds[i] + 1}-{bounds[i + 1]}/{n}"),
+                *(extra or []),
+            ]
+            if content_type is not None:
+                headers.append(("Content-Type", content_type))  # last header (RFC 4975 §7.1)
+            self.pending[tid] = ref if last else f"{ref}.{i}"
+            self.send_raw(
+                msrp_request(
+                    tid, "SEND", headers, piece if body is not None else None, "$" if last else "+"
+                )
+            )
         return tid
 
     def on_frame(self, f: MsrpFrame) -> None:
@@ -292,6 +312,7 @@ class MediaLeg:
         self.chunks.pop(mid)
         event: dict[str, Any] = {"event": "message", "message_id": mid, "ctype": state["ctype"]}
         event["raw"] = bytes(data).decode("utf-8", "replace")
+        event["headers"] = f.headers  # of the last chunk
         if (
             state["total"]
             and (state["ctype"] or "").split(";")[0].strip().lower() == "message/cpim"
@@ -343,11 +364,24 @@ class MediaLeg:
                     cmd = json.loads(one)
                     if cmd.get("close"):
                         return self.close()
-                    body = cpim_wrap(
-                        self.cfg["me"], cmd.get("to") or self.cfg["room"], cmd["text"], time.time()
-                    )
-                    tid = self.send(cmd.get("ref", ""), body, "message/cpim")
-                    self.emit(event="sent", ref=cmd.get("ref"), tid=tid)
+                    if "raw" in cmd:  # a hand-made SEND: {"raw": body, "ctype", "cuts", "extra"}
+                        raw = cmd["raw"]
+                        tid = self.send(
+                            cmd["ref"],
+                            None if raw is None else raw.encode(),
+                            cmd.get("ctype"),
+                            cmd.get("cuts"),
+                            [tuple(h) for h in cmd.get("extra") or []],
+                        )
+                    else:
+                        body = cpim_wrap(
+                            self.cfg["me"],
+                            cmd.get("to") or self.cfg["room"],
+                            cmd["text"],
+                            time.time(),
+                        )
+                        tid = self.send(cmd["ref"], body, "message/cpim")
+                    self.emit(event="sent", ref=cmd["ref"], tid=tid)
 
     def close(self) -> int:
         if self.sock is not None:
@@ -628,22 +662,33 @@ def sip_response_to(req: SipMsg, status: int, reason: str) -> bytes:
 # --- SDP (RFC 8866, RFC 4975 §8, RFC 6135, RFC 4567, RFC 7701 §8) ----------------------------
 
 
-def build_offer(path: str, key_mgmt: bytes, session_id: int) -> str:
-    """The offer of an active MSRP-over-TLS endpoint: port 9 (RFC 6135 §4.2.2, RFC 4145),
-    a=setup:active, CPIM only at top level (RFC 7701 §5), key-mgmt at media level (PROFILE §8)."""
+def build_offer(
+    path: str,
+    key_mgmt: bytes | None,
+    session_id: int,
+    setup: str = "active",
+    port: int = 9,
+    chatroom: str = "private-messages",
+) -> str:
+    """The offer of an MSRP-over-TLS endpoint: port 9 when active (RFC 6135 §4.2.2, RFC 4145),
+    else the listening port; CPIM only at top level (RFC 7701 §5), key-mgmt at media level
+    (PROFILE §8); *key_mgmt* None leaves a=key-mgmt out (a negative test). a=chatroom declares
+    the RFC 7701 §8 extensions we support: private messages (we receive them like any other
+    SEND), not nicknames (we never send NICKNAME)."""
+    km = "" if key_mgmt is None else f"a=key-mgmt:mikey {base64.b64encode(key_mgmt).decode()}\r\n"
     return (
         "v=0\r\n"
         f"o=- {session_id} 1 IN IP4 127.0.0.1\r\n"
         "s=-\r\n"
         "c=IN IP4 127.0.0.1\r\n"
         "t=0 0\r\n"
-        "m=message 9 TCP/TLS/MSRP *\r\n"
+        f"m=message {port} TCP/TLS/MSRP *\r\n"
         "a=accept-types:message/cpim\r\n"
         "a=accept-wrapped-types:text/plain\r\n"
         f"a=path:{path}\r\n"
-        "a=setup:active\r\n"
-        "a=chatroom\r\n"
-        f"a=key-mgmt:mikey {base64.b64encode(key_mgmt).decode()}\r\n"
+        f"a=setup:{setup}\r\n"
+        f"a=chatroom{':' if chatroom else ''}{chatroom}\r\n"
+        f"{km}"
     )
 
 
@@ -725,7 +770,14 @@ class IndependentUE:
         transport: str = "udp",
         python313: str = PY313,
         wait: float = 20.0,
+        setup: str = "active",
+        sip_from: str | None = None,
+        key_mgmt: bool = True,
+        chatroom: str = "private-messages",
     ) -> None:
+        """*setup* "actpass" listens on a real port (RFC 6135 §4.2.2) but still expects the
+        focus to answer passive (PROFILE §8); *sip_from* puts another URI than the MIKEY
+        identity in the SIP From; *key_mgmt* False sends the offer without a=key-mgmt."""
         self.identity, self.room, self.kms, self.focus = identity, room, kms, focus
         self.transport_name, self.python313, self.wait = transport, python313, wait
         self.sip: SipTransport | None = None
@@ -744,9 +796,19 @@ class IndependentUE:
         self.ack_dest: tuple[str, int] | None = None
         self.answer: Answer | None = None
         self.answer_msg: SipMsg | None = None
+        self.final: SipMsg | None = None  # the INVITE's final response
         self.offer: str | None = None
         self.hung_up = threading.Event()
-        self.path = f"msrps://127.0.0.1:9/{_ident()};tcp"  # RFC 6135 §4.2.2: port 9 if active
+        self.setup, self.sip_from, self.with_key_mgmt = setup, sip_from or identity, key_mgmt
+        self.chatroom = chatroom
+        self.listener: socket.socket | None = None
+        self.msrp_port = 9  # RFC 6135 §4.2.2: port 9 when active
+        if setup == "actpass":
+            self.listener = socket.socket()
+            self.listener.bind(("127.0.0.1", 0))
+            self.listener.listen(1)
+            self.msrp_port = int(self.listener.getsockname()[1])
+        self.path = f"msrps://127.0.0.1:{self.msrp_port}/{_ident()};tcp"
 
     # -- KMS + MIKEY ------------------------------------------------------------------------
 
@@ -797,7 +859,7 @@ class IndependentUE:
             f"Via: {self._via(branch)}",
             "Max-Forwards: 70",
             *[f"Route: {r}" for r in self.route_set],
-            f"From: <{self.identity}>;tag={self.local_tag}",
+            f"From: <{self.sip_from}>;tag={self.local_tag}",
             f"To: {to}",
             f"Call-ID: {self.call_id}",
             f"CSeq: {cseq} {method}",
@@ -885,7 +947,12 @@ class IndependentUE:
             id_r=self.room.encode(),
         )
         self.offer = build_offer(
-            self.path, self.transfer_init, int.from_bytes(os.urandom(4), "big")
+            self.path,
+            self.transfer_init if self.with_key_mgmt else None,
+            int.from_bytes(os.urandom(4), "big"),
+            self.setup,
+            self.msrp_port,
+            self.chatroom,
         )
         self.cseq += 1
         self.invite_cseq = self.cseq
@@ -905,6 +972,7 @@ class IndependentUE:
         )
         self.sip.send(invite)
         final = self._final(branch, "INVITE", invite, self.focus)
+        self.final = final
         to = final.get("to") or ""
         if final.status is not None and final.status >= 300:
             # ACK for a non-2xx final: same branch, part of the INVITE transaction (§17.1.1.3)
@@ -1038,6 +1106,26 @@ class IndependentUE:
         self._command({"text": text, "to": to, "ref": ref})
         return self.wait_event(lambda e: e.get("ref") == ref and e["event"] == "response")
 
+    def send_raw(
+        self,
+        body: bytes | None,
+        content_type: str | None,
+        cuts: list[int] | None = None,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """Send a hand-made SEND (optionally chunked at *cuts*); return the last response."""
+        ref = _ident()
+        self._command(
+            {
+                "raw": None if body is None else body.decode(),
+                "ctype": content_type,
+                "cuts": cuts,
+                "extra": extra,
+                "ref": ref,
+            }
+        )
+        return self.wait_event(lambda e: e.get("ref") == ref and e["event"] == "response")
+
     def wait_message(self, text: str) -> dict[str, Any]:
         return self.wait_event(lambda e: e["event"] == "message" and e.get("body") == text)
 
@@ -1072,6 +1160,8 @@ class IndependentUE:
             self.child.wait(timeout=5)
         if self.sip is not None:
             self.sip.close()
+        if self.listener is not None:
+            self.listener.close()
 
     def sip_trace(self) -> str:
         if self.sip is None:

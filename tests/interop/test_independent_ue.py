@@ -7,6 +7,7 @@ Python 3.13 child (3.11's ssl has no PSK callbacks; see the independent_ue docst
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -19,7 +20,7 @@ import pytest
 
 from tests.e2e._procs import BIN, KMS_IDENTITY, ROOM, Deployment, Proc, wait_message
 from tests.interop import independent_mikey as im
-from tests.interop.independent_ue import IndependentUE, KmsAccount
+from tests.interop.independent_ue import IndependentUE, KmsAccount, UEError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -224,3 +225,149 @@ def im_random(n: int) -> bytes:
     import os
 
     return os.urandom(n)
+
+
+# --- deeper checks of the focus as an RFC 7701 switch, seen by two independent UEs ---------
+
+CAROL = "sip:carol@example.net"
+
+
+@pytest.fixture
+def trio(tmp_path: Path) -> Iterator[Deployment]:
+    d = Deployment(tmp_path, ("alice", "bob", "carol"))
+    try:
+        d.start_kms()
+        d.start_focus()
+        yield d
+    finally:
+        d.stop()
+
+
+def independent(d: Deployment, name: str, **kw: Any) -> IndependentUE:
+    return IndependentUE(
+        identity=f"sip:{name}@example.net",
+        room=ROOM,
+        kms=KmsAccount(
+            d.kms_url, KMS_IDENTITY, bytes.fromhex(d.keys[name]), str(d.tmp / "kms.ca.pem")
+        ),
+        focus=("127.0.0.1", d.sip_port),
+        **kw,
+    )
+
+
+def test_switch_relays_unmodified_reassembles_chunks_and_routes_private_messages(
+    trio: Deployment,
+) -> None:
+    """Between two independent UEs (one offering actpass over UDP, one active over TCP) and
+    focus-ue: a relayed CPIM body arrives byte for byte, a chunked message arrives whole, and
+    private messages reach only their target (RFC 7701 §6.1, §6.2; RFC 4975 §7.3.1)."""
+    alice = trio.ue("alice")
+    alice.wait_for(in_room)
+    bob = independent(trio, "bob", setup="actpass", transport="udp")
+    carol = independent(trio, "carol", setup="active", transport="tcp")
+    try:
+        for ue in (bob, carol):
+            ue.join()
+        from tests.interop.independent_ue import cpim_wrap
+
+        body = cpim_wrap(BOB, ROOM, "exact bytes", time.time())
+        body = body.replace(b"\r\n\r\n", b"\r\nSubject: kept as sent\r\n\r\n", 1)
+        assert bob.send_raw(body, "message/cpim")["status"] == 200
+        got = carol.wait_message("exact bytes")
+        assert got["raw"].encode() == body  # RFC 7701 §6.1: MUST NOT modify the content
+        assert got["ctype"].lower() == "message/cpim"
+        assert ("Subject", "kept as sent") in [tuple(h) for h in got["cpim"]]
+        assert wait_message(alice, "exact bytes")["from"] == BOB
+
+        long_text = "chunked " + "x" * 3000
+        body = cpim_wrap(BOB, ROOM, long_text, time.time())
+        assert bob.send_raw(body, "message/cpim", cuts=[10, 2100])["status"] == 200
+        assert carol.wait_message(long_text)["raw"].encode() == body
+        assert wait_message(alice, long_text)["from"] == BOB
+
+        assert bob.say("just for carol", to=CAROL)["status"] == 200
+        got = carol.wait_message("just for carol")
+        assert got["to"] == [f"<{CAROL}>"]
+        assert got["from"] == [f"<{BOB}>"]
+
+        alice.send_line(f"/msg {BOB} just for bob")
+        assert bob.wait_message("just for bob")["to"] == [f"<{BOB}>"]
+
+        # A later room message reaches everyone after the private ones on the same legs, so
+        # its arrival shows the private ones were not copied to the others.
+        assert bob.say("after the private ones")["status"] == 200
+        assert wait_message(alice, "after the private ones")["from"] == BOB
+        carol.wait_message("after the private ones")
+        alice.send_line("alice after the private ones")
+        bob.wait_message("alice after the private ones")
+        carol.wait_message("alice after the private ones")
+        assert all(m["body"] != "just for carol" for m in bob.messages())
+        assert all(json.loads(line).get("body") != "just for carol" for line in alice.lines["out"])
+        assert all(m["body"] != "just for bob" for m in carol.messages())
+
+        for ue in (bob, carol):
+            assert ue.leave().status == 200
+    except Exception as e:
+        raise AssertionError(f"{e}\n--- bob ---\n{bob.sip_trace()}") from e
+    finally:
+        bob.close()
+        carol.close()
+
+
+def test_switch_refuses_what_rfc_7701_says_it_must(trio: Deployment) -> None:
+    """A SEND without a CPIM wrapper gets 415, a forged CPIM From 403, two CPIM To 403, a
+    private message to a non-participant 404 and to a participant whose a=chatroom lacks
+    private-messages 428 (RFC 7701 §6.1–§6.3, §8); the leg stays usable."""
+    from tests.interop.independent_ue import cpim_wrap
+
+    alice = trio.ue("alice")
+    alice.wait_for(in_room)
+    bob = independent(trio, "bob")
+    carol = independent(trio, "carol", chatroom="")  # a=chatroom without tokens
+    try:
+        bob.join()
+        carol.join()
+        plain = b"no wrapper"
+        assert bob.send_raw(plain, "text/plain")["status"] == 415
+        forged = cpim_wrap(ALICE, ROOM, "forged", time.time())
+        assert bob.send_raw(forged, "message/cpim")["status"] == 403
+        two_to = cpim_wrap(BOB, ROOM, "two to", time.time()).replace(
+            b"\r\nDateTime", f"\r\nTo: <{ALICE}>\r\nDateTime".encode(), 1
+        )
+        assert bob.send_raw(two_to, "message/cpim")["status"] == 403
+        assert bob.say("to nobody", to="sip:nobody@example.net")["status"] == 404
+        assert bob.say("to carol", to=CAROL)["status"] == 428  # no private-messages token
+        assert bob.say("still here")["status"] == 200
+        assert wait_message(alice, "still here")["from"] == BOB
+        assert all(
+            json.loads(line).get("body") not in ("no wrapper", "forged", "two to", "to nobody")
+            for line in alice.lines["out"]
+        )
+        assert bob.leave().status == 200
+    except Exception as e:
+        raise AssertionError(f"{e}\n--- SIP trace ---\n{bob.sip_trace()}") from e
+    finally:
+        bob.close()
+        carol.close()
+
+
+def test_focus_refuses_offer_without_key_mgmt_or_with_foreign_identity(trio: Deployment) -> None:
+    """An offer without a=key-mgmt gets 488 with a RFC 3261 §20.43 Warning 399 (PROFILE §8);
+    a ticket for bob under a SIP From of carol gets 403 (PROFILE §1)."""
+    bare = independent(trio, "bob", key_mgmt=False)
+    try:
+        with pytest.raises(UEError):
+            bare.join()
+        assert bare.final is not None
+        assert bare.final.status == 488, bare.sip_trace()
+        assert re.fullmatch(r'399 \S+ "[^"]+"', bare.final.get("warning") or ""), bare.sip_trace()
+    finally:
+        bare.close()
+    masked = independent(trio, "bob", sip_from=CAROL)
+    try:
+        with pytest.raises(UEError):
+            masked.join()
+        assert masked.final is not None
+        assert masked.final.status == 403, masked.sip_trace()
+    finally:
+        masked.close()
