@@ -316,6 +316,10 @@ class LineSource(Protocol):
     def start(self, on_line: Callable[[str], None], on_eof: Callable[[], None]) -> None: ...
 
 
+MAX_LINE = 65536
+"""Longest stdin line sent as one message (the demo rooms' max_message_size)."""
+
+
 class StdinLines:
     """Lines of a text stream, read by a daemon thread and handed to the reactor thread.
 
@@ -324,17 +328,38 @@ class StdinLines:
     stdout non-blocking.
     """
 
-    def __init__(self, reactor: Any, stream: IO[str]) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        stream: IO[str],
+        *,
+        max_line: int = MAX_LINE,
+        on_error: Callable[[str], None] = lambda _text: None,
+    ) -> None:
         self._reactor = reactor
         self._stream = stream
+        self._max_line = max_line
+        self._on_error = on_error
+        self.thread: threading.Thread | None = None
 
     def start(self, on_line: Callable[[str], None], on_eof: Callable[[], None]) -> None:
         def read() -> None:
-            for line in self._stream:
+            too_long = False
+            while line := self._stream.readline(self._max_line + 1):
+                if too_long or len(line) > self._max_line:
+                    # Bounded buffer: the rest of an over-long line is dropped, loudly.
+                    if not too_long:
+                        self._reactor.callFromThread(
+                            self._on_error,
+                            f"input line longer than {self._max_line} characters: not sent",
+                        )
+                    too_long = not line.endswith("\n")
+                    continue
                 self._reactor.callFromThread(on_line, line)
             self._reactor.callFromThread(on_eof)
 
-        threading.Thread(target=read, name="focus-ue-stdin", daemon=True).start()
+        self.thread = threading.Thread(target=read, name="focus-ue-stdin", daemon=True)
+        self.thread.start()
 
 
 async def run(
@@ -419,7 +444,7 @@ async def _session(
         if not input_done.called:
             input_done.callback(None)
 
-    source = lines if lines is not None else StdinLines(reactor, sys.stdin)
+    source = lines if lines is not None else StdinLines(reactor, sys.stdin, on_error=log)
     source.start(on_line, on_eof)
     # race() only ends early on a success, so the end of the session is turned into a
     # value: None (we left) or the UeError that ended it.

@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.internet.testing import MemoryReactorClock
 
 from kms_client import KmsRejected, KmsUnavailable
-from ue.cli import JoinOptions, UsageError, parse_args, run
+from ue.cli import JoinOptions, StdinLines, UsageError, parse_args, run
 from ue.client import UeConfig
 
 ROOM = "sip:lobby@conf.example.net"
@@ -249,3 +249,32 @@ def test_bad_answer_options_say_which_and_why(args: list[str], message: str) -> 
     """Each bad answer option gives a UsageError naming it."""
     with pytest.raises(UsageError, match=message):
         parse_args(args, environ={})
+
+
+class ThreadReactor:
+    """callFromThread that records calls (lists are safe to append to from a thread)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, tuple[Any, ...]]] = []
+
+    def callFromThread(self, f: Any, *args: Any) -> None:
+        self.calls.append((f, args))
+
+
+def test_stdin_lines_are_read_in_a_thread_and_bounded() -> None:
+    """Lines go to the reactor thread in order, an over-long line is refused with a
+    message instead of being sent, and end of input is reported last."""
+    reactor = ThreadReactor()
+    errors: list[str] = []
+    lines: list[str] = []
+    eof: list[bool] = []
+    stream = io.StringIO("first\n" + "x" * 25 + "\nsecond\nlast")
+    source = StdinLines(reactor, stream, max_line=10, on_error=errors.append)
+    source.start(lines.append, lambda: eof.append(True))
+    assert source.thread is not None
+    source.thread.join(5)
+    for f, args in reactor.calls:
+        f(*args)
+    assert lines == ["first\n", "second\n", "last"]
+    assert errors == ["input line longer than 10 characters: not sent"]
+    assert eof == [True]
