@@ -78,12 +78,14 @@ from focus.keying import (
 )
 from focus.sdp import (
     DISCARD_PORT,
+    AnsweredLine,
     Attribute,
     Chatroom,
     Connection,
     KeyMgmt,
     Media,
     MsrpUri,
+    OfferedLine,
     Origin,
     SdpError,
     SessionDescription,
@@ -310,7 +312,7 @@ class ChatClient:
         leg.execute(commands)
 
     def leave(self) -> Deferred[None]:
-        """Close the leg, send BYE and wait (at most ``bye_timeout``) for its answer."""
+        """Send BYE, close the leg and wait (at most ``bye_timeout``) for the BYE's answer."""
         return ensureDeferred(self._leave())
 
     # -- joining ---------------------------------------------------------------------------
@@ -389,15 +391,7 @@ class ChatClient:
             self._log(f"warning: {warning}")
         self._log(f"TRANSFER_RESP verified: responder {key.responder}, TLS PSK derived")
         host, port = line.connect_to
-        self._params = msrp.SessionParams(
-            local_uri=msrp.MsrpUri.parse(str(local_uri)),
-            peer_path=tuple(msrp.MsrpUri.parse(str(u)) for u in line.peer_path),
-            accept_types=ACCEPT_TYPES,
-            accept_wrapped_types=ACCEPT_WRAPPED_TYPES,
-            peer_accept_types=line.accept_types,
-            peer_accept_wrapped_types=line.accept_wrapped_types,
-            peer_max_size=line.max_size,
-        )
+        self._params = self._session_params(local_uri, line)
         await self._run_leg(self._active_leg(creator, host, port), f"{host}:{port}")
         self.joined = True
         self._log(f"MSRP leg up to {host}:{port}: in the room {config.room}")
@@ -607,15 +601,12 @@ class ChatClient:
         except UeError:
             await self._stop()
             raise
-        await self._run_leg(self._leg_or_fail(), where)
+        assert self._leg is not None
+        await self._run_leg(self._leg, where)
         self.joined = True
         self._log(f"MSRP leg up ({where}): in the room {self.room}")
         if config.nickname:
             self.set_nickname(config.nickname)
-
-    def _leg_or_fail(self) -> MsrpLeg:
-        assert self._leg is not None
-        return self._leg
 
     def _incoming_invite(self, incoming: IncomingRequest, now: float) -> None:
         waiting = self._waiting
@@ -729,7 +720,11 @@ class ChatClient:
         self._leg = leg
         return where
 
-    def _session_params(self, local_uri: MsrpUri, line: Any) -> msrp.SessionParams:
+    def _session_params(
+        self, local_uri: MsrpUri, line: OfferedLine | AnsweredLine
+    ) -> msrp.SessionParams:
+        """The negotiated session (RFC 4975 §8.6): we never send the peer a type it did
+        not list, and refuse (415) what we did not list."""
         return msrp.SessionParams(
             local_uri=msrp.MsrpUri.parse(str(local_uri)),
             peer_path=tuple(msrp.MsrpUri.parse(str(u)) for u in line.peer_path),
