@@ -380,7 +380,7 @@ class MediaLeg:
                             cmd["text"],
                             time.time(),
                         )
-                        tid = self.send(cmd["ref"], body, "message/cpim")
+                        tid = self.send(cmd["ref"], body, self.cfg.get("cpim", "message/cpim"))
                     self.emit(event="sent", ref=cmd["ref"], tid=tid)
 
     def close(self) -> int:
@@ -669,6 +669,7 @@ def build_offer(
     setup: str = "active",
     port: int = 9,
     chatroom: str = "private-messages",
+    variants: frozenset[str] = frozenset(),
 ) -> str:
     """The offer of an MSRP-over-TLS endpoint: port 9 when active (RFC 6135 §4.2.2, RFC 4145),
     else the listening port; CPIM only at top level (RFC 7701 §5), key-mgmt at media level
@@ -676,20 +677,25 @@ def build_offer(
     the RFC 7701 §8 extensions we support: private messages (we receive them like any other
     SEND), not nicknames (we never send NICKNAME)."""
     km = "" if key_mgmt is None else f"a=key-mgmt:mikey {base64.b64encode(key_mgmt).decode()}\r\n"
-    return (
+    cpim = "Message/CPIM" if "mixed-case-types" in variants else "message/cpim"
+    session_km = km if "session-key-mgmt" in variants else ""
+    sdp = (
         "v=0\r\n"
         f"o=- {session_id} 1 IN IP4 127.0.0.1\r\n"
         "s=-\r\n"
         "c=IN IP4 127.0.0.1\r\n"
         "t=0 0\r\n"
+        f"{session_km}"
         f"m=message {port} TCP/TLS/MSRP *\r\n"
-        "a=accept-types:message/cpim\r\n"
+        f"a=accept-types:{cpim}\r\n"
         "a=accept-wrapped-types:text/plain\r\n"
         f"a=path:{path}\r\n"
         f"a=setup:{setup}\r\n"
         f"a=chatroom{':' if chatroom else ''}{chatroom}\r\n"
-        f"{km}"
+        f"{'' if session_km else km}"
     )
+    # RFC 8866 §5: lines end in CRLF, but parsers should also accept a bare LF.
+    return sdp.replace("\r\n", "\n") if "lf-sdp" in variants else sdp
 
 
 @dataclass
@@ -774,10 +780,15 @@ class IndependentUE:
         sip_from: str | None = None,
         key_mgmt: bool = True,
         chatroom: str = "private-messages",
+        variants: frozenset[str] = frozenset(),
     ) -> None:
         """*setup* "actpass" listens on a real port (RFC 6135 §4.2.2) but still expects the
         focus to answer passive (PROFILE §8); *sip_from* puts another URI than the MIKEY
-        identity in the SIP From; *key_mgmt* False sends the offer without a=key-mgmt."""
+        identity in the SIP From; *key_mgmt* False sends the offer without a=key-mgmt.
+        *variants* are legal ways of writing the same thing that an outside UE may use:
+        "compact" SIP header names (RFC 3261 §7.3.3), a "folded" To header (§7.3.1),
+        "session-key-mgmt" (PROFILE §8), "mixed-case-types" Message/CPIM (RFC 2045 §5.1),
+        "lf-sdp" line ends (RFC 8866 §5)."""
         self.identity, self.room, self.kms, self.focus = identity, room, kms, focus
         self.transport_name, self.python313, self.wait = transport, python313, wait
         self.sip: SipTransport | None = None
@@ -800,7 +811,7 @@ class IndependentUE:
         self.offer: str | None = None
         self.hung_up = threading.Event()
         self.setup, self.sip_from, self.with_key_mgmt = setup, sip_from or identity, key_mgmt
-        self.chatroom = chatroom
+        self.chatroom, self.variants = chatroom, variants
         self.listener: socket.socket | None = None
         self.msrp_port = 9  # RFC 6135 §4.2.2: port 9 when active
         if setup == "actpass":
@@ -854,6 +865,8 @@ class IndependentUE:
         to_tag: str | None = None,
     ) -> bytes:
         to = f"<{self.room}>" + (f";tag={to_tag}" if to_tag else "")
+        if "folded" in self.variants:
+            to = f"\r\n  {to}"  # LWS with a line break (RFC 3261 §7.3.1)
         lines = [
             f"{method} {ruri} SIP/2.0",
             f"Via: {self._via(branch)}",
@@ -866,6 +879,20 @@ class IndependentUE:
             *extra,
             f"Content-Length: {len(body)}",
         ]
+        if "compact" in self.variants:  # RFC 3261 §7.3.3 / §20
+            short = {
+                "Via": "v",
+                "From": "f",
+                "To": "t",
+                "Call-ID": "i",
+                "Contact": "m",
+                "Content-Type": "c",
+                "Content-Length": "l",
+            }
+            for i, line in enumerate(lines[1:], start=1):
+                name, _, value = line.partition(": ")
+                if name in short:
+                    lines[i] = f"{short[name]}: {value}"
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
     def _dest(self) -> tuple[str, int]:
@@ -953,6 +980,7 @@ class IndependentUE:
             self.setup,
             self.msrp_port,
             self.chatroom,
+            self.variants,
         )
         self.cseq += 1
         self.invite_cseq = self.cseq
@@ -1073,6 +1101,7 @@ class IndependentUE:
             "from_path": self.path,
             "me": self.identity,
             "room": self.room,
+            "cpim": "Message/CPIM" if "mixed-case-types" in self.variants else "message/cpim",
         }
         self._command(cfg)
 

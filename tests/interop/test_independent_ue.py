@@ -371,3 +371,15 @@ def test_focus_refuses_offer_without_key_mgmt_or_with_foreign_identity(trio: Dep
         assert masked.final.status == 403, masked.sip_trace()
     finally:
         masked.close()
+
+
+@pytest.mark.parametrize(
+    "variant", ["compact", "folded", "session-key-mgmt", "mixed-case-types", "lf-sdp"]
+)
+def test_focus_accepts_legal_variants_of_the_offer(lobby: Deployment, variant: str) -> None:
+    """Legal spellings an outside UE may use (compact or folded SIP headers, session-level
+    a=key-mgmt, Message/CPIM in mixed case, LF-only SDP) still join the room and chat."""
+    alice = lobby.ue("alice")
+    alice.wait_for(in_room)
+    indy = independent(lobby, "bob", variants=frozenset({variant}))
+    chat_both_ways(indy, alice)
