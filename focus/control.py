@@ -174,7 +174,7 @@ class FocusCore(Protocol):
 
     def now(self) -> float: ...
 
-    def end_leg(self, leg_id: str, reason: str) -> None: ...
+    def end_leg(self, leg_id: str, reason: str, cause: int | None = None) -> None: ...
 
     def reload_policy(self, policy: Policy) -> None: ...
 
@@ -629,7 +629,9 @@ class ConferenceControl:
                     call_id=participant.call_id,
                     reason="no longer allowed by the room policy",
                 )
-                self.core.end_leg(participant.leg_id, "no longer allowed by the room policy")
+                self.core.end_leg(
+                    participant.leg_id, "no longer allowed by the room policy", cause=403
+                )
         for sub_key in list(self.table.keys()):
             sub = self.table.get(sub_key)
             if sub is None:

@@ -49,6 +49,7 @@ def test_reload_removing_a_member_ends_only_that_members_leg(tmp_path: Path) -> 
     result = control.reload_file()
     assert result.removed == (bob,)
     assert core.ended == [(bob, "no longer allowed by the room policy")]
+    assert core.causes == [403]  # BYE with Reason: SIP;cause=403
     assert [p.uri for p in core.conference.participants] == ["sip:alice@example.net"]
     assert control.policy.source == str(new)
 

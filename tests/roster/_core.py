@@ -67,6 +67,7 @@ class FakeCore:
             os.urandom,
         )
         self.ended: list[tuple[str, str]] = []
+        self.causes: list[int | None] = []
         self.sent: list[tuple[Request | Response, Target]] = []
         self._ids = itertools.count(1)
         self._cseq = itertools.count(1)
@@ -75,8 +76,9 @@ class FakeCore:
     def now(self) -> float:
         return self.clock.seconds()
 
-    def end_leg(self, leg_id: str, reason: str) -> None:
+    def end_leg(self, leg_id: str, reason: str, cause: int | None = None) -> None:
         self.ended.append((leg_id, reason))
+        self.causes.append(cause)
         departure = self.conference.leave(leg_id)
         self.events.emit("leave", leg_id=leg_id, room=departure.room_uri, reason=reason)
         self.pump()
