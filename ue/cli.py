@@ -64,6 +64,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+_EPILOG = """\
+stdin:  one message per line; /msg URI text = private message; /nick N = nickname;
+        //text sends /text.  End of input (+ --linger) = leave with BYE.
+stdout: one JSON object per received message:
+        {"from", "to", "content_type", "body", "private"}
+exit:   0 left normally, 2 usage, 3 KMS, 4 SIP error, 5 SDP/keying, 6 MSRP leg,
+        7 the focus hung up, 1 other.  SSLKEYLOGFILE=F appends the leg's TLS secrets.
+"""
+
+
 def _common(sub: argparse.ArgumentParser) -> None:
     """Options both commands take: identity, KMS, SIP transport, MSRP and chat."""
     sub.add_argument("--identity", required=True, metavar="URI", help="our SIP/MIKEY identity")
@@ -109,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     join = commands.add_parser(
         "join",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="dial in to a chat room and chat (stdin lines out, JSON lines in)",
         description="Dial in to ROOM-URI: stdin lines are sent, received messages are "
         "printed as JSON lines, progress goes to stderr.",
@@ -123,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     sip.add_argument("--invite-timeout", type=float, default=32.0, metavar="SECONDS")
     answer = commands.add_parser(
         "answer",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="wait for the focus to dial out to us, answer as MIKEY responder, then chat",
         description="Listen on --listen for one INVITE (a dial-out from the focus), resolve "
         "its ticket at the KMS, answer with TRANSFER_RESP and chat as with join.",
