@@ -30,7 +30,7 @@ from ue.cli import run
 from ue.client import ChatClient, UeConfig
 from ue.errors import JoinTimeout, KeyingFailure, KmsFailure, LegFailure, RemoteHangup, SipFailure
 
-pytestmark = [pytest.mark.timeout(30), pytest.mark.e2e]
+pytestmark = pytest.mark.timeout(30)
 
 TEXT = "text/plain;charset=utf-8"
 
@@ -383,6 +383,7 @@ class Collect(ProcessProtocol):
         self.ended.callback(reason.value.exitCode)
 
 
+@pytest.mark.e2e
 @pytest_twisted.ensureDeferred
 async def test_console_script_reads_stdin_and_exits_0(
     setup: tuple[LoopbackKms, FakeFocus],
