@@ -17,6 +17,7 @@ SubjectAltName check for ``msrps`` URIs cannot apply; the PSK authenticates the 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -151,12 +152,26 @@ class MsrpUri:
         return hash(self.comparison_key)
 
 
+#: Distinct path texts remembered by :func:`parse_path` (bounded; least recently used out).
+PATH_CACHE_SIZE = 1024
+
+
 def parse_path(text: str) -> tuple[MsrpUri, ...]:
     """Parse a To-Path/From-Path value or an SDP ``a=path`` value: URIs separated by SP.
 
     Leftmost is the first hop, rightmost the final destination (RFC 4975 §7.1).  Runs of
     whitespace are tolerated (lenient parsing, strict serialising).
+
+    Every request and response of a session repeats the same two paths (RFC 4975 §7.1),
+    and parsing a URI (regex, IP normalisation for the §6.1 comparison key) was most of
+    the cost of framing a 100-byte chat message; the values are immutable, so parses
+    are shared through a bounded LRU cache.  Malformed text is not cached (it raises).
     """
+    return _parse_path(text)
+
+
+@functools.lru_cache(maxsize=PATH_CACHE_SIZE)
+def _parse_path(text: str) -> tuple[MsrpUri, ...]:
     parts = text.split()
     if not parts:
         raise MsrpParseError("empty MSRP path")

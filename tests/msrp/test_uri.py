@@ -127,3 +127,33 @@ def test_userinfo_with_password_is_rejected() -> None:
     """A userinfo part must not carry a password (RFC 4975 §6)."""
     with pytest.raises(MsrpParseError):
         MsrpUri.parse("msrp://bob:secret@host.example.com:1/x;tcp")
+
+
+def test_repeated_paths_are_parsed_once() -> None:
+    """A path seen before costs a cache lookup, not a second parse: every frame of a
+    session repeats the same To-Path and From-Path (RFC 4975 §7.1), and re-parsing them
+    dominated the per-frame cost on the relay hot path."""
+    import sys
+    from typing import Any
+
+    text = "msrps://127.0.0.1:20001/s8f7c6d5e4b3a2;tcp msrps://[::1]:20002/t9;tcp"
+
+    def lines_run() -> int:
+        count = 0
+
+        def tracer(frame: Any, event: str, _arg: object) -> Any:
+            nonlocal count
+            if event == "line":
+                count += 1
+            return tracer
+
+        sys.settrace(tracer)
+        try:
+            first = parse_path(text)
+        finally:
+            sys.settrace(None)
+        assert first == parse_path(text)
+        return count
+
+    lines_run()
+    assert lines_run() < 10
