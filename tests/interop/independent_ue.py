@@ -204,18 +204,26 @@ class MediaLeg:
         sys.stdout.flush()
 
     def connect(self) -> None:
-        """TLS 1.2 with PSK = TEK, empty identity, server hint ignored (PROFILE §9, RFC 4279)."""
+        """TLS 1.2 with PSK = TEK, empty identity, server hint ignored (PROFILE §9, RFC 4279).
+
+        Config knobs for negative tests: "tls13" offers only TLS 1.3 (with identity "x", as
+        RFC 8446 §4.2.11 forbids an empty one); "ciphers" replaces the suite list."""
         psk = bytes.fromhex(self.cfg["psk"])
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE  # no certificate: the PSK authenticates (PROFILE §9)
-        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        ctx.set_ciphers(self.cfg.get("ciphers") or CIPHERS)
-        ctx.set_psk_client_callback(lambda _hint: (None, psk))  # None = empty identity
+        if self.cfg.get("tls13"):
+            ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+            ctx.set_psk_client_callback(lambda _hint: ("x", psk))
+        else:
+            ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers(self.cfg.get("ciphers") or CIPHERS)
+            ctx.set_psk_client_callback(lambda _hint: (None, psk))  # None = empty identity
         if os.environ.get("SSLKEYLOGFILE"):
             ctx.keylog_filename = os.environ["SSLKEYLOGFILE"]
-        host, port = msrp_uri_addr(self.to_path.split()[0])  # first hop = leftmost URI
-        raw = socket.create_connection((host, port), timeout=10)
+        self.ctx = ctx
+        self.addr = msrp_uri_addr(self.to_path.split()[0])  # first hop = leftmost URI
+        raw = socket.create_connection(self.addr, timeout=10)
         self.sock = ctx.wrap_socket(raw)
         self.sock.settimeout(10)
         self.emit(event="tls", version=self.sock.version(), cipher=self.sock.cipher()[0])
@@ -231,6 +239,7 @@ class MediaLeg:
         content_type: str | None,
         cuts: list[int] | None = None,
         extra: list[tuple[str, str]] | None = None,
+        to_path: str | None = None,
     ) -> str:
         """One SEND, or one chunk per piece between *cuts* (RFC 4975 §5.1, §7.1): each chunk
         its own transaction with Byte-Range, ``+`` on all but the last; the last chunk's
@@ -243,7 +252,7 @@ class MediaLeg:
             tid, last = _ident(), i == len(bounds) - 2
             piece = data[bounds[i] : bounds[i + 1]]
             headers = [
-                ("To-Path", self.to_path),
+                ("To-Path", to_path or self.to_path),
                 ("From-Path", self.from_path),
                 ("Message-ID", mid),
                 ("Byte-Range", f"{bounds[i] + 1}-{bounds[i + 1]}/{n}"),
@@ -330,7 +339,8 @@ class MediaLeg:
             self.emit(event="error", msg=f"TLS connect failed: {e!r}")
             return 6
         assert self.sock is not None
-        self.send("bind", None, None)  # RFC 4975 §5.4 / RFC 6135: the active side binds
+        # RFC 4975 §5.4 / RFC 6135: the active side binds; "bind_to_path" is a negative knob.
+        self.send("bind", None, None, to_path=self.cfg.get("bind_to_path"))
         stdin = sys.stdin.fileno()
         line = bytearray()
         while True:
@@ -364,6 +374,9 @@ class MediaLeg:
                     cmd = json.loads(one)
                     if cmd.get("close"):
                         return self.close()
+                    if cmd.get("probe_second"):
+                        self.emit(event="probe", ref=cmd["ref"], **self.probe_second())
+                        continue
                     if "raw" in cmd:  # a hand-made SEND: {"raw": body, "ctype", "cuts", "extra"}
                         raw = cmd["raw"]
                         tid = self.send(
@@ -382,6 +395,35 @@ class MediaLeg:
                         )
                         tid = self.send(cmd["ref"], body, self.cfg.get("cpim", "message/cpim"))
                     self.emit(event="sent", ref=cmd["ref"], tid=tid)
+
+    def probe_second(self) -> dict[str, Any]:
+        """Open a second connection with the same PSK to the same leg and try to bind it:
+        PROFILE §9 lets a leg accept exactly one connection, RFC 4975 §5.4 answers 506."""
+        try:
+            s2 = self.ctx.wrap_socket(socket.create_connection(self.addr, timeout=5))
+        except OSError as e:  # ssl.SSLError included
+            return {"outcome": "refused", "detail": repr(e)}
+        s2.settimeout(5)
+        tid, buf = _ident(), bytearray()
+        headers = [
+            ("To-Path", self.to_path),
+            ("From-Path", self.from_path),
+            ("Message-ID", _ident()),
+            ("Byte-Range", "1-0/0"),
+        ]
+        try:
+            s2.sendall(msrp_request(tid, "SEND", headers, None))
+            while (f := msrp_take(buf)) is None:
+                data = s2.recv(65536)
+                if not data:
+                    return {"outcome": "closed"}
+                buf += data
+        except (OSError, UEError) as e:
+            return {"outcome": "error", "detail": repr(e)}
+        finally:
+            with contextlib.suppress(OSError):
+                s2.close()
+        return {"outcome": "status", "status": f.status}
 
     def close(self) -> int:
         if self.sock is not None:
@@ -1085,7 +1127,7 @@ class IndependentUE:
                     )
                 self._events_cv.wait(min(left, 0.5))
 
-    def start_media(self, psk: bytes) -> None:
+    def start_media(self, psk: bytes, **overrides: Any) -> None:
         assert self.answer is not None
         self.child = subprocess.Popen(
             [self.python313, "-I", str(Path(__file__).resolve()), "msrp"],
@@ -1102,6 +1144,7 @@ class IndependentUE:
             "me": self.identity,
             "room": self.room,
             "cpim": "Message/CPIM" if "mixed-case-types" in self.variants else "message/cpim",
+            **overrides,
         }
         self._command(cfg)
 
@@ -1112,20 +1155,25 @@ class IndependentUE:
 
     # -- public API -----------------------------------------------------------------------------
 
-    def join(self) -> dict[str, Any]:
-        """Ticket, INVITE/200/ACK, TLS-PSK, binding SEND; return the bind response event."""
+    def join(self, expect_bound: bool = True, **media: Any) -> dict[str, Any]:
+        """Ticket, INVITE/200/ACK, TLS-PSK, binding SEND; return the bind response event.
+
+        *media* goes into the child's config (negative knobs: psk_xor, tls13, ciphers,
+        bind_to_path); with *expect_bound* False the first decisive event is returned as is."""
         self.sip = SipTransport(self.transport_name, self.focus)
         self.sip.on_request = self._on_request
         final = self.invite()
         psk = self.check_answer(final)
-        self.start_media(psk)
+        if media.pop("psk_xor", False):
+            psk = bytes([psk[0] ^ 1]) + psk[1:]
+        self.start_media(psk, **media)
         ev = self.wait_event(
             lambda e: (
                 (e.get("ref") == "bind" and e["event"] == "response")
                 or e["event"] in ("error", "exited", "closed")
             )
         )
-        if ev.get("status") != 200:
+        if expect_bound and ev.get("status") != 200:
             raise UEError(f"binding SEND not answered 200: {ev}; stderr {self.child_err}")
         return ev
 
@@ -1154,6 +1202,11 @@ class IndependentUE:
             }
         )
         return self.wait_event(lambda e: e.get("ref") == ref and e["event"] == "response")
+
+    def probe_second_connection(self) -> dict[str, Any]:
+        ref = _ident()
+        self._command({"probe_second": True, "ref": ref})
+        return self.wait_event(lambda e: e.get("ref") == ref and e["event"] == "probe")
 
     def wait_message(self, text: str) -> dict[str, Any]:
         return self.wait_event(lambda e: e["event"] == "message" and e.get("body") == text)

@@ -383,3 +383,55 @@ def test_focus_accepts_legal_variants_of_the_offer(lobby: Deployment, variant: s
     alice.wait_for(in_room)
     indy = independent(lobby, "bob", variants=frozenset({variant}))
     chat_both_ways(indy, alice)
+
+
+@pytest.mark.parametrize(
+    ("knob", "expect"),
+    [
+        ({"psk_xor": True}, "tls-fails"),  # the PSK authenticates the leg (PROFILE §7, §9)
+        ({"tls13": True}, "tls-fails"),  # TLS 1.2 only (PROFILE §9)
+        (
+            {"ciphers": "PSK-NULL-SHA256:@SECLEVEL=0"},
+            "tls-fails",
+        ),  # never NULL ciphers (PROFILE §9)
+        ({"bind_to_path": "msrps://127.0.0.1:9/nosuchsession;tcp"}, 481),  # RFC 4975 §7.3
+    ],
+    ids=["wrong-psk", "tls13", "null-cipher", "wrong-to-path"],
+)
+def test_msrp_leg_refuses_what_the_profile_forbids(
+    lobby: Deployment, knob: dict[str, Any], expect: str | int
+) -> None:
+    """A leg refuses a wrong PSK, TLS 1.3, a NULL cipher and a binding SEND to a session that
+    is not its own; the dialog then ends, by the focus's BYE or by ours."""
+    indy = independent(lobby, "bob")
+    try:
+        ev = indy.join(expect_bound=False, **knob)
+        if expect == "tls-fails":
+            assert ev["event"] == "error" and "ALERT" in ev["msg"], ev  # refused by the focus
+            # The focus may end the dialog itself once the leg failed (RFC 3261 §15).
+            if indy.hung_up.wait(3):
+                return
+        else:
+            assert ev["event"] == "response" and ev["status"] == expect, ev
+        assert indy.leave().status == 200
+    except Exception as e:
+        raise AssertionError(f"{e}\n--- SIP trace ---\n{indy.sip_trace()}") from e
+    finally:
+        indy.close()
+
+
+def test_bound_leg_takes_no_second_connection(lobby: Deployment) -> None:
+    """Once bound, a leg accepts no second connection, even with the right PSK (PROFILE §9;
+    RFC 4975 §5.4 would answer 506), and the first connection keeps working."""
+    alice = lobby.ue("alice")
+    alice.wait_for(in_room)
+    indy = independent(lobby, "bob")
+    try:
+        indy.join()
+        probe = indy.probe_second_connection()
+        assert probe["outcome"] != "status" or probe["status"] == 506, probe
+        assert indy.say("first connection still works")["status"] == 200
+        assert wait_message(alice, "first connection still works")["from"] == BOB
+        assert indy.leave().status == 200
+    finally:
+        indy.close()
