@@ -54,6 +54,6 @@ class MsrpConfig:
 
     @id_random_bytes.validator
     def _check_id_bytes(self, _attribute: attrs.Attribute[int], value: int) -> None:
-        # 8 bytes = 64 bits (RFC 4975 §7.1); 18 bytes base32 → 29 chars < 32 (ident).
-        if not 8 <= value <= 18:
-            raise ValueError("id_random_bytes must be between 8 and 18")
+        # 8 bytes = 64 bits (RFC 4975 §7.1); 16 bytes hex → 32 chars, the ident maximum.
+        if not 8 <= value <= 16:
+            raise ValueError("id_random_bytes must be between 8 and 16")
