@@ -190,6 +190,8 @@ class LegConfig:
       passive leg, peer connected and handshake done; for an active leg, connect and
       handshake.
     - ``max_queued_bytes``: bound of each leg's outgoing queue (bytes).
+    - ``close_timeout``: seconds a locally closed leg waits for the peer to finish the
+      TLS shutdown (its close_notify, or a TCP close) before the socket is aborted.
 
     MSRP limits and timers live in the ``MsrpConfig`` of each leg's ``MsrpConnection``.
     """
@@ -198,6 +200,7 @@ class LegConfig:
     port_range: tuple[int, int] = attrs.field(default=(20000, 20999), validator=_port_range)
     setup_timeout: float = attrs.field(default=30.0, validator=_positive)
     max_queued_bytes: int = attrs.field(default=1024 * 1024, validator=_positive)
+    close_timeout: float = attrs.field(default=5.0, validator=_positive)
 
 
 class PortAllocator:
@@ -404,6 +407,7 @@ class MsrpLeg:
         self._write_paused = False
         self._timer: _Timer | None = None
         self._msrp_timer: _Timer | None = None
+        self._close_timer: _Timer | None = None
         self._failure_reported = False
 
     def __repr__(self) -> str:
@@ -567,6 +571,9 @@ class MsrpLeg:
     def _connection_lost(self, reason: Failure) -> None:
         previous = self._state
         self._transport = None
+        if self._close_timer is not None and self._close_timer.active():
+            self._close_timer.cancel()
+        self._close_timer = None
         if previous in _TERMINAL:
             return
         self._fail(self._classify_loss(reason, previous), abort=False)
@@ -621,8 +628,22 @@ class MsrpLeg:
             # TLS holds back close_notify while a producer is registered.
             transport.unregisterProducer()
             transport.loseConnection()
+            # Twisted's TLS then waits for the peer's close_notify (and TCP for the peer
+            # to read what is buffered) with no limit; RFC 5246 §7.2.1 lets the closing
+            # side go without waiting.  Bound the wait so a silent peer cannot hold the
+            # socket for ever.
+            self._close_timer = self._clock.callLater(
+                self._config.close_timeout, self._close_timed_out, transport
+            )
         elif abort:
             transport.abortConnection()
+
+    def _close_timed_out(self, transport: Any) -> None:
+        self._close_timer = None
+        self._log.info(
+            "msrp leg {leg_id}: peer did not finish closing; aborted", leg_id=self.leg_id
+        )
+        transport.abortConnection()
 
     def _fail(self, error: LegError, *, abort: bool = True) -> None:
         """End the leg for ``error``: the core's loss events first, then ``leg_failed``."""

@@ -313,3 +313,32 @@ def test_local_close_while_waiting_frees_port_silently(
     assert allocator.in_use == frozenset()
     second, _probe, _pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
     assert second is None
+
+
+def test_close_aborts_a_peer_that_never_finishes_the_tls_shutdown(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """After close(), a peer that neither answers close_notify nor closes TCP is cut off
+    after ``close_timeout``: the leg's socket is never held for ever (RFC 5246 §7.2.1
+    lets us close without waiting, Twisted waits for the peer's close_notify)."""
+    leg = passive(reactor, Recorder(), allocator, cfg=config(close_timeout=2.0))
+    _server, _probe, _pump, server_io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    leg.close()  # the peer reads nothing from now on: no pump
+    assert not server_io.disconnecting
+    reactor.advance(1.9)
+    assert not server_io.disconnecting
+    reactor.advance(0.2)
+    assert server_io.disconnecting
+    assert reactor.getDelayedCalls() == []
+
+
+def test_close_timer_is_cancelled_when_the_peer_completes_the_shutdown(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """A peer that completes the TLS shutdown leaves no timer behind."""
+    leg = passive(reactor, Recorder(), allocator, cfg=config(close_timeout=2.0))
+    _server, probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    leg.close()
+    pump.flush()
+    assert probe.reason is not None
+    assert reactor.getDelayedCalls() == []
