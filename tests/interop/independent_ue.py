@@ -245,7 +245,7 @@ class MediaLeg:
         its own transaction with Byte-Range, ``+`` on all but the last; the last chunk's
         response is reported under *ref*, earlier ones under ``ref.N``."""
         mid, data = _ident(), body or b""
-        n = len(data)
+        self.last_mid, n = mid, len(data)
         bounds = [0, *(cuts or []), n]
         tid = ""
         for i in range(len(bounds) - 1):
@@ -394,7 +394,7 @@ class MediaLeg:
                             time.time(),
                         )
                         tid = self.send(cmd["ref"], body, self.cfg.get("cpim", "message/cpim"))
-                    self.emit(event="sent", ref=cmd["ref"], tid=tid)
+                    self.emit(event="sent", ref=cmd["ref"], tid=tid, message_id=self.last_mid)
 
     def probe_second(self) -> dict[str, Any]:
         """Open a second connection with the same PSK to the same leg and try to bind it:
@@ -823,6 +823,7 @@ class IndependentUE:
         key_mgmt: bool = True,
         chatroom: str = "private-messages",
         variants: frozenset[str] = frozenset(),
+        prf: int = 0,
     ) -> None:
         """*setup* "actpass" listens on a real port (RFC 6135 §4.2.2) but still expects the
         focus to answer passive (PROFILE §8); *sip_from* puts another URI than the MIKEY
@@ -830,7 +831,7 @@ class IndependentUE:
         *variants* are legal ways of writing the same thing that an outside UE may use:
         "compact" SIP header names (RFC 3261 §7.3.3), a "folded" To header (§7.3.1),
         "session-key-mgmt" (PROFILE §8), "mixed-case-types" Message/CPIM (RFC 2045 §5.1),
-        "lf-sdp" line ends (RFC 8866 §5)."""
+        "lf-sdp" line ends (RFC 8866 §5). *prf* 1 picks the 256-bit suite (PROFILE §2)."""
         self.identity, self.room, self.kms, self.focus = identity, room, kms, focus
         self.transport_name, self.python313, self.wait = transport, python313, wait
         self.sip: SipTransport | None = None
@@ -853,7 +854,7 @@ class IndependentUE:
         self.offer: str | None = None
         self.hung_up = threading.Event()
         self.setup, self.sip_from, self.with_key_mgmt = setup, sip_from or identity, key_mgmt
-        self.chatroom, self.variants = chatroom, variants
+        self.chatroom, self.variants, self.prf = chatroom, variants, prf
         self.listener: socket.socket | None = None
         self.msrp_port = 9  # RFC 6135 §4.2.2: port 9 when active
         if setup == "actpass":
@@ -867,7 +868,7 @@ class IndependentUE:
 
     def get_ticket(self, now: float) -> tuple[Any, bytes]:
         im = _im()
-        suite = im.SUITE_128
+        suite = im.SUITES[self.prf]
         req = im.build_request_init(
             suite=suite,
             psk=self.kms.key,
@@ -1005,7 +1006,7 @@ class IndependentUE:
         assert self.sip is not None
         ob, _ = self.get_ticket(time.time())
         self.ob = ob
-        suite = im.SUITE_128
+        suite = im.SUITES[self.prf]
         self.transfer_init = im.build_transfer_init(
             ob=ob,
             suite=suite,
@@ -1189,8 +1190,11 @@ class IndependentUE:
         content_type: str | None,
         cuts: list[int] | None = None,
         extra: list[tuple[str, str]] | None = None,
+        expect_response: bool = True,
     ) -> dict[str, Any]:
-        """Send a hand-made SEND (optionally chunked at *cuts*); return the last response."""
+        """Send a hand-made SEND (optionally chunked at *cuts*, with *extra* headers before
+        Content-Type); return the last chunk's response event plus the Message-ID, or with
+        *expect_response* False (Failure-Report: no) just the "sent" event."""
         ref = _ident()
         self._command(
             {
@@ -1201,7 +1205,11 @@ class IndependentUE:
                 "ref": ref,
             }
         )
-        return self.wait_event(lambda e: e.get("ref") == ref and e["event"] == "response")
+        sent = self.wait_event(lambda e: e.get("ref") == ref and e["event"] == "sent")
+        if not expect_response:
+            return sent
+        ev = self.wait_event(lambda e: e.get("ref") == ref and e["event"] == "response")
+        return {**ev, "message_id": sent["message_id"]}
 
     def probe_second_connection(self) -> dict[str, Any]:
         ref = _ident()

@@ -436,3 +436,51 @@ def test_bound_leg_takes_no_second_connection(lobby: Deployment) -> None:
         assert indy.leave().status == 200
     finally:
         indy.close()
+
+
+def test_switch_follows_rfc_4975_report_rules(lobby: Deployment) -> None:
+    """Success-Report: yes gets a success REPORT (Status 000 200, our Message-ID, the whole
+    byte range) and Failure-Report: no gets no response, while both messages are relayed
+    (RFC 4975 §7.1.3, §7.2; RFC 7701 §6.3)."""
+    from tests.interop.independent_ue import cpim_wrap
+
+    alice = lobby.ue("alice")
+    alice.wait_for(in_room)
+    indy = independent(lobby, "bob")
+    try:
+        indy.join()
+        body = cpim_wrap(BOB, ROOM, "report me", time.time())
+        resp = indy.send_raw(body, "message/cpim", extra=[("Success-Report", "yes")])
+        assert resp["status"] == 200
+        report = indy.wait_event(lambda e: e["event"] == "report")
+        headers = {k.lower(): v for k, v in report["headers"]}
+        assert headers["message-id"] == resp["message_id"], report
+        assert headers["status"].startswith("000 200"), report
+        assert headers["byte-range"] == f"1-{len(body)}/{len(body)}", report
+        assert headers["to-path"] == indy.path, report
+        assert "success-report" not in headers and "failure-report" not in headers, report
+        assert wait_message(alice, "report me")["from"] == BOB
+
+        body = cpim_wrap(BOB, ROOM, "do not answer", time.time())
+        sent = indy.send_raw(
+            body, "message/cpim", extra=[("Failure-Report", "no")], expect_response=False
+        )
+        assert wait_message(alice, "do not answer")["from"] == BOB
+        assert indy.say("answered")["status"] == 200  # responses come in order on one leg
+        assert not [
+            e for e in indy.events if e["event"] == "response" and e.get("tid") == sent["tid"]
+        ]
+        assert indy.leave().status == 200
+    except Exception as e:
+        raise AssertionError(f"{e}\n--- SIP trace ---\n{indy.sip_trace()}") from e
+    finally:
+        indy.close()
+
+
+def test_independent_ue_with_the_256_bit_suite(lobby: Deployment) -> None:
+    """A UE that asks for its ticket and keys its leg with the 256-bit suite (PRF-HMAC-SHA-256,
+    AES-CM-256, HMAC-SHA-256-256, 32-byte TLS PSK) joins and chats (PROFILE §2, §7)."""
+    alice = lobby.ue("alice")
+    alice.wait_for(in_room)
+    indy = independent(lobby, "bob", prf=1)
+    chat_both_ways(indy, alice)
