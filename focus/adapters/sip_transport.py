@@ -26,11 +26,12 @@ from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP4ServerEndpoint,
 )
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IHandshakeListener
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer  # type: ignore[import-untyped]
 
 from focus.sip.resolve import Resolve, SrvRecord, order_srv, srv_name
 from focus.sip.transaction import Target
@@ -149,15 +150,27 @@ class SipDatagramProtocol(DatagramProtocol):
         self.stack.datagram_received(datagram, Target("UDP", addr[0], addr[1]))
 
 
+@implementer(IHandshakeListener)
 class SipStreamProtocol(TwistedProtocol):
-    """One TCP or TLS connection, accepted or opened.  Idle connections are closed after
-    ``stack.idle_timeout`` seconds so that half-sent messages cannot pin memory."""
+    """One TCP or TLS connection, accepted or opened.  Every wait is bounded:
+
+    * idle connections are closed after ``stack.idle_timeout`` seconds so that half-sent
+      messages cannot pin memory;
+    * a TLS connection must finish its handshake within ``stack.handshake_timeout``
+      (much shorter than the idle timeout), else it is aborted: otherwise peers that
+      open TCP and never finish the handshake could hold every connection slot;
+    * a connection we close is aborted if it is still open ``stack.close_timeout``
+      seconds later (TCP waits for the peer to read what is buffered, Twisted's TLS for
+      the peer's close_notify, both without limit).
+    """
 
     def __init__(self, stack: SipStack, transport_name: str) -> None:
         self.stack = stack
         self.transport_name = transport_name
         self.target: Target | None = None
         self._idle: Any = None
+        self._handshake: Any = None
+        self._closing: Any = None
 
     def _io(self) -> Any:
         return self.transport
@@ -178,6 +191,21 @@ class SipStreamProtocol(TwistedProtocol):
         self.stack.connection_made(self)
         if self.target is not None:
             self._reset_idle()
+            if self.transport_name == "TLS":
+                self._handshake = self.stack.reactor.callLater(
+                    self.stack.handshake_timeout, self._handshake_timed_out
+                )
+
+    def handshakeCompleted(self) -> None:
+        """IHandshakeListener: the TLS handshake finished in time."""
+        if self._handshake is not None and self._handshake.active():
+            self._handshake.cancel()
+        self._handshake = None
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake = None
+        self.stack.log.info("aborting SIP/TLS connection {peer}: no handshake", peer=self.target)
+        self._abort()
 
     def dataReceived(self, data: bytes) -> None:
         if self.target is None:
@@ -186,9 +214,10 @@ class SipStreamProtocol(TwistedProtocol):
         self.stack.connection_data(self.target, data)
 
     def connectionLost(self, reason: Any = None) -> None:
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
-        self._idle = None
+        for timer in (self._idle, self._handshake, self._closing):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._idle = self._handshake = self._closing = None
         if self.target is not None:
             self.stack.connection_lost(self)
 
@@ -197,9 +226,17 @@ class SipStreamProtocol(TwistedProtocol):
         self._io().write(data)
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection: politely, then abort after ``stack.close_timeout``."""
+        if self.transport is None:
+            return
+        self._io().loseConnection()
+        if self._closing is None:
+            self._closing = self.stack.reactor.callLater(self.stack.close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        self._closing = None
         if self.transport is not None:
-            self._io().loseConnection()
+            self._io().abortConnection()
 
 
 class SipStack:
@@ -222,6 +259,8 @@ class SipStack:
         tls_client_options: Callable[[str], Any] | None = None,
         idle_timeout: float = 300.0,
         max_connections: int = 1000,
+        handshake_timeout: float = 10.0,
+        close_timeout: float = 5.0,
     ) -> None:
         self.reactor = reactor
         self.ua = UserAgent(config, app, random, wakeup=self.flush)
@@ -229,6 +268,8 @@ class SipStack:
         self.tls_client_options = tls_client_options or ssl.optionsForClientTLS
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.handshake_timeout = handshake_timeout
+        self.close_timeout = close_timeout
         self._udp: Any = None
         self._ports: list[Any] = []
         self._connections: dict[Target, SipStreamProtocol] = {}

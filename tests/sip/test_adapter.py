@@ -291,3 +291,47 @@ def test_sip_service_listens_and_stops() -> None:
     assert len(reactor.tcpServers) == 1 and reactor.udp[0].listening
     d = svc.stopService()
     assert d.called and not reactor.udp[0].listening
+
+
+def tls_peer(reactor: Reactor, port: int = 40003) -> tuple[Any, StringTransport]:
+    factory = reactor.sslServers[0][1]
+    addr = IPv4Address("TCP", "127.0.0.2", port)
+    proto = factory.buildProtocol(addr)
+    transport = StringTransport(peerAddress=addr, hostAddress=IPv4Address("TCP", "127.0.0.1", 5061))
+    proto.makeConnection(transport)
+    transport.protocol = proto
+    return proto, transport
+
+
+def test_tls_connection_without_handshake_is_aborted_early() -> None:
+    """An accepted SIP/TLS connection that does not finish its handshake within
+    ``handshake_timeout`` is aborted long before the idle timeout, so half-open
+    handshakes cannot hold the connection slots (RFC 3261 §26.3.1 deployments)."""
+    reactor, stack = make_stack()
+    stack.handshake_timeout = 5.0
+    stack.listen_tls(5061, options=object())
+    _, stalled = tls_peer(reactor)
+    done, keyed = tls_peer(reactor, 40004)
+    done.handshakeCompleted()
+    reactor.advance(4.9)
+    assert not stalled.disconnecting
+    reactor.advance(0.2)
+    assert stalled.disconnecting and stalled.disconnected  # aborted, not a polite close
+    assert not keyed.disconnecting  # keyed in time: only the idle timeout applies
+    reactor.advance(30)
+    assert keyed.disconnecting
+
+
+def test_closed_connection_is_aborted_if_the_peer_never_lets_go() -> None:
+    """A connection we close (idle, framing error) is aborted after ``close_timeout`` if
+    it is still there: a peer that stops reading (TCP) or never sends close_notify (TLS)
+    cannot keep it open for ever."""
+    reactor, stack = make_stack()
+    stack.close_timeout = 2.0
+    proto, transport = tcp_peer(reactor)
+    reactor.advance(30)  # idle timeout: polite close first
+    assert transport.disconnecting and not transport.disconnected
+    reactor.advance(2.1)
+    assert transport.disconnected
+    proto.connectionLost(None)
+    assert reactor.getDelayedCalls() == []
