@@ -360,12 +360,34 @@ def _check_kms(expected: str | None, got: str) -> None:
         raise PolicyError("the message is addressed to another KMS", ErrCode.INVALID_ID)
 
 
-def _check_granted_policy(policy: TicketPolicy) -> None:
-    """What our initiator can use (PROFILE §4): no key forking, no type-specific steps."""
+# The granted flags our initiator needs (PROFILE §4): a TRANSFER_RESP is awaited (F), its
+# RANDRr and our RANDRi both enter the TEK (G, H; RFC 6043 §5.1.3, PROFILE §7), and neither
+# side needs ticket-type-specific processing (N, O). Key forking (I) is not supported.
+_NEEDED_FLAGS = (TicketFlags.F, TicketFlags.G, TicketFlags.H, TicketFlags.N, TicketFlags.O)
+
+
+def _check_granted_flags(policy: TicketPolicy) -> None:
+    """RFC 6043 §4.2.1.6: "the Initiator MUST check that the granted Ticket Policy is
+    acceptable". K=1 (the KMS changed the policy) is fine when the result is usable; the
+    other flags (D, E, J, L, M) permit things we simply do not do."""
     if policy.flags & TicketFlags.I:
         raise PolicyError("granted ticket requires key forking", ErrCode.INVALID_TPPAR)
-    if not policy.flags & TicketFlags.N:
-        raise PolicyError("granted ticket needs type-specific processing", ErrCode.INVALID_TICKET)
+    missing = [f.name for f in _NEEDED_FLAGS if not policy.flags & f]
+    if missing:
+        raise PolicyError(
+            f"granted ticket policy lacks flag(s) {', '.join(str(m) for m in missing)} "
+            "that the profile needs",
+            ErrCode.INVALID_TPPAR,
+        )
+
+
+def _check_granted_policy(policy: TicketPolicy, *, now: float, max_skew: float) -> None:
+    """The flags, and a validity end (TRe) not already past when the grant arrives: the
+    KMS clock may differ from ours by up to ``max_skew``."""
+    _check_granted_flags(policy)
+    _, valid_until = _policy_view(policy)
+    if valid_until is not None and valid_until < now - max_skew:
+        raise PolicyError("granted ticket has already expired (TRe)", ErrCode.INVALID_TPPAR)
 
 
 def _grant_keys(keys: tuple[KeyData, ...], suite: Suite) -> tuple[bytes, bytes, bytes]:
@@ -577,7 +599,12 @@ def read_request_resp(
     now: float,
     max_skew: float = DEFAULT_MAX_SKEW,
 ) -> TicketGrant:
-    """Initiator side: verify REQUEST_RESP against our REQUEST_INIT and open the KEMAC."""
+    """Initiator side: verify REQUEST_RESP against our REQUEST_INIT and open the KEMAC.
+
+    The granted policy must be one our initiator can use (RFC 6043 §4.2.1.6): flags F, G,
+    H, N and O set, I clear (PolicyError, ERR 15 otherwise; K=1 is accepted), and TRe not
+    before ``now - max_skew``.
+    """
     req_msg, req = _read_request_init(request_init)
     msg = prot.decode(data, DataType.REQUEST_RESP)
     _check_response_header(msg, req_msg)
@@ -594,7 +621,7 @@ def read_request_resp(
         prot.open_kemac(kemac[0], keys, suite, req.csb_id, t[0].as_64bit()), suite
     )
     policy = ticket[0].policy
-    _check_granted_policy(policy)
+    _check_granted_policy(policy, now=now, max_skew=max_skew)
     responders, valid_until = _policy_view(policy)
     return TicketGrant(
         ticket=_ticket_value(msg, msg.payloads.index(ticket[0])),
@@ -625,10 +652,21 @@ def build_transfer_init(
     sdp_ids: str = "mikey",
     tls_prot_type: int = TLS_PROT_TYPE,
 ) -> bytes:
-    """TRANSFER_INIT (PROFILE §5); ``rand`` is RANDRi."""
+    """TRANSFER_INIT (PROFILE §5); ``rand`` is RANDRi.
+
+    RFC 6043 §4.2.1.6 (check the granted policy before using the ticket): ``now`` must lie
+    within the ticket's TRs..TRe (TimestampError, ERR 1), as the responder will check
+    (``check_transfer_init_profile``). The flags were checked by ``read_request_resp``.
+    """
     _check_rand(rand)
     suite = grant.suite
     ticket = Ticket.decode_value(grant.ticket)
+    _, valid_until = _policy_view(ticket.policy)
+    if valid_until is not None and now > valid_until:
+        raise TimestampError("ticket expired (TRe)")
+    trs = ticket.policy.time(TsRole.VALID_FROM)
+    if trs is not None and now < prot.seconds(trs):
+        raise TimestampError("ticket not yet valid (TRs)")
     cs_map = GenericIdMap(
         tuple(GenericCs(cs_id, tls_prot_type, False, (), b"", grant.spi) for cs_id in cs_ids)
     )
