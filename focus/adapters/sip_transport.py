@@ -386,7 +386,7 @@ class SipStack:
             return
         for cmd in self.ua.drain():
             if isinstance(cmd, Send):
-                self._send(cmd.data, cmd.target)
+                self._send(cmd.data, self._route(cmd))
             elif isinstance(cmd, CloseConnection):
                 proto = self._connections.get(cmd.target)
                 if proto is not None:
@@ -395,6 +395,18 @@ class SipStack:
             elif isinstance(cmd, Resolve):
                 self._resolve(cmd)
         self._rearm()
+
+    def _route(self, cmd: Send) -> Target:
+        """The connection for ``cmd``: its own target while that connection is open (or
+        being opened), else the §18.2.2 fallback of a response."""
+        target = cmd.target
+        if (
+            cmd.fallback is not None
+            and target not in self._connections
+            and target not in self._pending
+        ):
+            return cmd.fallback
+        return target
 
     def _send(self, data: bytes, target: Target) -> None:
         if target.transport == "UDP":

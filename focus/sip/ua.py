@@ -103,10 +103,16 @@ REASONS = {
 @attrs.frozen
 class Send:
     """Send ``data`` to ``target`` (over the connection to it, for TCP/TLS: reuse one if
-    open, else open one, §18.1.1/§18.2.2)."""
+    open, else open one, §18.1.1/§18.2.2).
+
+    ``fallback`` is set for responses over a stream: ``target`` names the connection the
+    request came on; when that connection is no longer open, §18.2.2 says to open one to
+    the ``received`` address and the Via sent-by port instead (the peer's ephemeral
+    source port has nobody listening)."""
 
     data: bytes
     target: Target
+    fallback: Target | None = None
 
 
 @attrs.frozen
@@ -434,7 +440,10 @@ class UserAgent:
             self._leave()
 
     def _send(self, msg: Message, target: Target) -> None:
-        self._emit(Send(msg.encode(), target))
+        fallback = None
+        if isinstance(msg, Response) and target.reliable:
+            fallback = _stream_fallback(msg, target)
+        self._emit(Send(msg.encode(), target, fallback))
 
     # ------------------------------------------------------------------ transport input
     def datagram_received(self, data: bytes, source: Target, now: float) -> SipError | None:
@@ -1197,6 +1206,23 @@ class UserAgent:
         self._invite_guard.clear()
         self.dialogs.clear()
         self._outbox.clear()
+
+
+#: §18.2.2 / RFC 3263 §4.2: default ports when the Via sent-by has none.
+_DEFAULT_PORTS = {"TCP": 5060, "TLS": 5061}
+
+
+def _stream_fallback(response: Response, connection: Target) -> Target | None:
+    """§18.2.2: where a response goes when the request's connection has closed: the
+    address in ``received`` (always the connection's source address, which is what we
+    stamped) and the sent-by port, or the transport's default port."""
+    try:
+        via = response.top_via
+    except SipError:
+        return None
+    port = via.port or _DEFAULT_PORTS.get(connection.transport.upper(), 5060)
+    fallback = Target(connection.transport, via.received or connection.host, port)
+    return None if fallback == connection else fallback
 
 
 def _answerable(head: object) -> bool:

@@ -335,3 +335,34 @@ def test_closed_connection_is_aborted_if_the_peer_never_lets_go() -> None:
     assert transport.disconnected
     proto.connectionLost(None)
     assert reactor.getDelayedCalls() == []
+
+
+def test_response_after_the_connection_closed_goes_to_the_via_port() -> None:
+    """§18.2.2: when the request's connection is gone, the response opens a connection to
+    the source address (``received``) and the port of the Via sent-by, not to the peer's
+    ephemeral source port, where nobody listens."""
+    app = Recorder(answer=None)
+    reactor, _stack = make_stack(app)
+    proto, _transport = tcp_peer(reactor, 40001)
+    proto.dataReceived(
+        options(via="SIP/2.0/TCP 127.0.0.2:5070", cid="late").replace(b"OPTIONS", b"INFO")
+    )
+    proto.connectionLost(None)
+    (incoming,) = app.requests
+    incoming.respond(200, now=reactor.seconds())
+    host, port, *_ = reactor.tcpClients[-1]
+    assert (host, port) == ("127.0.0.2", 5070)
+
+
+def test_response_on_a_live_connection_stays_on_it() -> None:
+    """While the request's connection is open, the response uses it (§18.2.2)."""
+    app = Recorder(answer=None)
+    reactor, _stack = make_stack(app)
+    proto, transport = tcp_peer(reactor, 40001)
+    proto.dataReceived(
+        options(via="SIP/2.0/TCP 127.0.0.2:5070", cid="live").replace(b"OPTIONS", b"INFO")
+    )
+    (incoming,) = app.requests
+    incoming.respond(200, now=reactor.seconds())
+    assert responses(transport.value())[0].status == 200
+    assert reactor.tcpClients == []
