@@ -453,7 +453,7 @@ class MsrpLeg:
                     )
                     self._terminate(LegState.FAILED, graceful=True)
             elif self._state is not LegState.CLOSED and not self._failure_reported:
-                self._listener.msrp_event(self, command)
+                self._notify(self._listener.msrp_event, command)
         if failure is not None:
             self._report_failure(failure)
 
@@ -557,7 +557,7 @@ class MsrpLeg:
         self._timer = None
         self._state = LegState.UP
         self._log.info("msrp leg {leg_id} up", leg_id=self.leg_id)
-        self._listener.leg_up(self)
+        self._notify(self._listener.leg_up)
         self._drain()
 
     def _data_received(self, data: bytes) -> None:
@@ -652,8 +652,25 @@ class MsrpLeg:
         self._terminate(LegState.FAILED, graceful=False, abort=abort)
         for command in self.connection.connection_lost(self.now()):
             if not isinstance(command, SendBytes | ArmTimer | CloseConnection):
-                self._listener.msrp_event(self, command)
+                self._notify(self._listener.msrp_event, command)
         self._report_failure(error)
+
+    def _notify(self, callback: Callable[..., object], *args: object) -> None:
+        """Call the listener; an exception it raises is logged here and goes no further.
+
+        Listener callbacks run inside Twisted's ``dataReceived`` of this leg, or inside
+        another leg's (the conference relays synchronously): an exception escaping would
+        make Twisted drop whichever connection was reading, and would break the promise
+        that :meth:`send` never raises.  The traceback is logged without local variables.
+        """
+        try:
+            callback(self, *args)
+        except Exception:
+            self._log.failure(
+                "msrp leg {leg_id}: listener {callback} raised",
+                leg_id=self.leg_id,
+                callback=getattr(callback, "__name__", "?"),
+            )
 
     def _report_failure(self, error: LegError) -> None:
         self._failure_reported = True
@@ -663,7 +680,7 @@ class MsrpLeg:
             kind=type(error).__name__,
             why=str(error),
         )
-        self._listener.leg_failed(self, error)
+        self._notify(self._listener.leg_failed, error)
 
 
 def _ssl_reasons(error: SSL.Error) -> tuple[str, ...]:

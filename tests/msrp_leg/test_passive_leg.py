@@ -342,3 +342,44 @@ def test_close_timer_is_cancelled_when_the_peer_completes_the_shutdown(
     pump.flush()
     assert probe.reason is not None
     assert reactor.getDelayedCalls() == []
+
+
+class _Faulty(Recorder):
+    """A listener with a bug: every callback records, then raises."""
+
+    def msrp_event(self, leg, event):  # type: ignore[no-untyped-def]
+        super().msrp_event(leg, event)
+        raise RuntimeError("listener bug")
+
+    def leg_failed(self, leg, error):  # type: ignore[no-untyped-def]
+        super().leg_failed(leg, error)
+        raise RuntimeError("listener bug")
+
+
+def test_listener_exception_does_not_escape_into_the_reactor(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """A listener that raises is logged, not propagated: the frames after it are still
+    delivered and the connection stays up (an exception in dataReceived would make
+    Twisted drop the connection, and with the conference relaying synchronously, one
+    participant's leg could drop another's)."""
+    rec = _Faulty()
+    leg = passive(reactor, rec, allocator)
+    _server, _probe, pump, _io = dial(reactor, server_factory(reactor, leg.port))  # type: ignore[arg-type]
+    _probe.transport.write(SEND + SEND.replace(b"a786hjs2", b"b786hjs2"))
+    pump.flush()
+    assert len(rec.msrp(MessageReceived)) == 2
+    assert leg.state is LegState.UP
+
+
+def test_send_never_raises_even_if_leg_failed_does(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """send() keeps its promise never to raise: a queue overflow reports leg_failed, and
+    an exception from that callback stays inside the leg (the caller may be relaying
+    another participant's message)."""
+    rec = _Faulty()
+    leg = passive(reactor, rec, allocator, cfg=config(max_queued_bytes=10))
+    leg.send(b"x" * 11)  # not up yet: queued, over the bound
+    assert leg.state is LegState.FAILED
+    assert rec.kinds() == ["failed"]
