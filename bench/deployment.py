@@ -74,6 +74,7 @@ class Deployment:
         focus_kms_url: str | None = None,
         sip_idle_timeout: float = 300.0,
         extra_focus: str = "",
+        nodelay_patch: bool = False,
     ) -> None:
         self.accounts = accounts
         self.port_range = port_range
@@ -83,6 +84,7 @@ class Deployment:
         self.leg_timeout = leg_timeout
         self.focus_kms_url = focus_kms_url
         self.sip_idle_timeout = sip_idle_timeout
+        self.nodelay_patch = nodelay_patch
         self.extra_focus = extra_focus
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="focus-bench-"))
         self.kms_port = free_port()
@@ -210,7 +212,8 @@ file = "focus.log"
                     f"twistd focus exited: {(self.dir / 'twistd.log').read_text()[-2000:]}"
                 )
             time.sleep(0.1)
-        raise RuntimeError("twistd focus not ready within 30 s")
+        tail = (self.dir / "twistd.log").read_text(errors="replace")[-1500:]
+        raise RuntimeError(f"twistd focus not ready within 30 s; twistd.log ends: {tail}")
 
     def stop_focus(self) -> None:
         if self.focus is not None:

@@ -27,6 +27,9 @@ from bench.ue_worker import run_worker
 SMALL, LARGE = 100, 64 * 1024
 WINDOW = {SMALL: 8, LARGE: 2}
 LARGE_SENDERS = 3
+#: A 200-person room where everyone pipelines at once only measures queueing; talkers
+#: are capped (the same for both relays) so that every room size measures the relay.
+SMALL_SENDERS = 10
 
 
 class Workers:
@@ -44,6 +47,7 @@ class Workers:
                 "numbers": mine,
                 "kms_url": deployment.kms_url,
                 "sip_port": deployment.sip_port,
+                "nodelay_patch": deployment.nodelay_patch,
                 "max_seconds": 600,
                 **spec,
             }
@@ -102,6 +106,7 @@ def join_round(
     per_worker_rate = None if rate is None else rate / len(crew.pipes)
     cpu_before = cpu_seconds(dep.focus.pid)
     kms_before = cpu_seconds(dep.kms.pid)
+    gen_before = sum(cpu_seconds(p.pid) for p in crew.procs)
     started = time.monotonic()
     results = crew.command(
         "join",
@@ -110,6 +115,8 @@ def join_round(
         timeout,
     )
     elapsed = time.monotonic() - started
+    gen_cpu = sum(cpu_seconds(p.pid) for p in crew.procs) - gen_before
+    focus_cpu = cpu_seconds(dep.focus.pid) - cpu_before
     latencies = sorted(x for r in results for x in r["latencies_ms"])
     totals = sorted(x for r in results for x in r["total_ms"])
     errors: dict[str, int] = {}
@@ -132,12 +139,34 @@ def join_round(
             "invite_to_bound_ms_p99": percentile(latencies, 99),
             "with_ticket_ms_p50": percentile(totals, 50),
             "with_ticket_ms_p99": percentile(totals, 99),
-            "focus_cpu_s_per_join": (cpu_seconds(dep.focus.pid) - cpu_before) / ok if ok else None,
+            "focus_cpu_s_per_join": focus_cpu / ok if ok else None,
+            # What one focus core could do if the focus were the only bottleneck.
+            "focus_bound_joins_per_s": ok / focus_cpu if focus_cpu else None,
+            "focus_cpu_share": focus_cpu / elapsed if elapsed else None,
+            "generator_cpu_share": gen_cpu / elapsed if elapsed else None,
             "kms_cpu_s_per_join": (cpu_seconds(dep.kms.pid) - kms_before) / ok if ok else None,
             "wall_seconds": round(elapsed, 3),
         },
         crew,
     )
+
+
+_ROUND = [0]
+
+
+def drain(crew: Workers, quiet: float = 1.0, limit: float = 20.0) -> float:
+    """Wait until no worker has received anything for ``quiet`` seconds (the focus's
+    queues are empty again), at most ``limit`` seconds; return how long it took."""
+    started = time.monotonic()
+    last, still_since = -1, time.monotonic()
+    while time.monotonic() - started < limit:
+        total = sum(crew.command("count", {}, "count", 10))
+        if total != last:
+            last, still_since = total, time.monotonic()
+        elif time.monotonic() - still_since >= quiet:
+            break
+        time.sleep(0.25)
+    return round(time.monotonic() - started, 1)
 
 
 def relay_round(
@@ -152,6 +181,7 @@ def relay_round(
     warmup: float = 1.0,
     seconds: float = 3.0,
 ) -> dict[str, Any]:
+    _ROUND[0] += 1
     start = time.monotonic_ns() + 300_000_000
     w_from = start + int(warmup * 1e9)
     w_to = w_from + int(seconds * 1e9)
@@ -165,6 +195,7 @@ def relay_round(
                     "window": window,
                     "size": size,
                     "rate": rate,
+                    "round": _ROUND[0],
                     "times": (start, w_from, w_to, stop),
                 },
             )
@@ -176,6 +207,7 @@ def relay_round(
     cpu_to = cpu_seconds(dep.focus.pid)
     gen_to = sum(cpu_seconds(p.pid) for p in crew.procs)
     results = crew.gather("relayed", warmup + seconds + 30)
+    drained = drain(crew)
     delivered = sum(r.get("delivered", 0) for r in results)
     latencies = sorted(ns / 1e6 for r in results for ns in r.get("latencies_ns", []))
     cpu = cpu_to - cpu_from
@@ -196,6 +228,8 @@ def relay_round(
         "sent": sum(r.get("sent", 0) for r in results),
         "send_failed": sum(r.get("failed", 0) for r in results),
         "send_refused": sum(r.get("send_refused", 0) for r in results),
+        "stale": sum(r.get("stale", 0) for r in results),
+        "drain_seconds": drained,
         "setup_seconds": None,
         "errors": [],
     }
@@ -227,6 +261,9 @@ JOIN_KEYS = (
     "with_ticket_ms_p99",
     "focus_cpu_s_per_join",
     "kms_cpu_s_per_join",
+    "focus_bound_joins_per_s",
+    "focus_cpu_share",
+    "generator_cpu_share",
 )
 
 
@@ -242,7 +279,8 @@ def _print_join(label: str, r: dict[str, Any]) -> None:
         f"INVITE->bound p50 {f(r['invite_to_bound_ms_p50'], '.0f')} ms "
         f"p99 {f(r['invite_to_bound_ms_p99'], '.0f')} ms  "
         f"focus {f(ms(r['focus_cpu_s_per_join']), '.1f')} ms-cpu/join  "
-        f"kms {f(ms(r['kms_cpu_s_per_join']), '.1f')} ms-cpu/join"
+        f"kms {f(ms(r['kms_cpu_s_per_join']), '.1f')} ms-cpu/join  "
+        f"cpu focus {f(r['focus_cpu_share'], '.2f')} gen {f(r['generator_cpu_share'], '.2f')}"
         + (f"  errors {r['errors']}" if r["errors"] else ""),
         flush=True,
     )
@@ -270,12 +308,11 @@ def run_all(
     scale: tuple[int, ...] = (1000, 2000),
     workers: int = 2,
 ) -> dict[str, Any]:
-    from bench.run import print_row
 
     numbers = Numbers()
     # Every round takes fresh identities; the open-loop round takes ~4 s worth of joins.
-    accounts = joins * (reps + 2) + 4000 + sum(rooms) + max(scale, default=0)
-    out: dict[str, Any] = {"joins": None, "join_half_rate": None, "relay": [], "scale": []}
+    accounts = joins * (reps + 2) + 4000 + 2 * sum(rooms) + max(scale, default=0)
+    out: dict[str, Any] = {"joins": None, "join_half_rate": None, "scale": []}
     with Deployment(accounts=accounts) as dep:
         # -- joins/s and join latency -------------------------------------------------
         runs = []
@@ -303,60 +340,18 @@ def run_all(
         _print_join("join@half", half)
         out["join_half_rate"] = half
 
-        # -- relay through the focus --------------------------------------------------------
-        for legs in rooms:
-            dep.stop_focus()
-            dep.start_focus()
-            members = numbers.take(legs)
-            joined, crew = join_round(
-                dep, members, workers=workers, mode="closed", concurrency=16, timeout=180
-            )
-            try:
-                if joined["joined"] < legs:
-                    print(f"relay N={legs}: only {joined['joined']} joined: {joined['errors']}")
-                for size in (SMALL, LARGE):
-                    senders = members if size == SMALL else members[:LARGE_SENDERS]
-                    runs = []
-                    for _ in range(reps):
-                        runs.append(
-                            relay_round(
-                                dep,
-                                crew,
-                                legs=legs,
-                                size=size,
-                                window=WINDOW[size],
-                                senders=senders,
-                                seconds=seconds,
-                            )
-                        )
-                        time.sleep(1.0)  # let the previous round's queues drain
-                    result = med(runs, RELAY_KEYS)
-                    result["bare_ratio"] = _ratio(bare, legs, size, result)
-                    out["relay"].append(result)
-                    print_row("focus", result)
-                if legs == 50:
-                    base = next(
-                        r for r in out["relay"] if r["legs"] == 50 and r["frame_size"] == SMALL
-                    )
-                    if base["deliveries_per_s"]:
-                        rate_per_sender = base["deliveries_per_s"] / 2 / (legs - 1) / legs
-                        half_runs = [
-                            relay_round(
-                                dep,
-                                crew,
-                                legs=legs,
-                                size=SMALL,
-                                window=WINDOW[SMALL],
-                                senders=members,
-                                rate=rate_per_sender,
-                                seconds=seconds,
-                            )
-                            for _ in range(reps)
-                        ]
-                        out["relay_half_rate"] = med(half_runs, RELAY_KEYS)
-                        print_row("focus@half", out["relay_half_rate"])
-            finally:
-                crew.close()
+        # -- relay through the focus, as shipped and with TCP_NODELAY on the legs -----------
+        for variant, nodelay in (("focus", False), ("focus+nodelay", True)):
+            dep.nodelay_patch = nodelay
+            key = "relay" if not nodelay else "relay_nodelay"
+            out[key] = []
+            for legs in rooms:
+                # The what-if variant only matters for small frames (Nagle + delayed ACK).
+                sizes = (SMALL,) if nodelay else (SMALL, LARGE)
+                relay_room(
+                    dep, numbers, legs, variant, out, key, reps, seconds, bare, workers, sizes
+                )
+        dep.nodelay_patch = False
 
         # -- idle legs and memory -------------------------------------------------------------
         dep.stop_focus()
@@ -404,6 +399,77 @@ def run_all(
             for crew in crews:
                 crew.close()
     return out
+
+
+def relay_room(
+    dep: Deployment,
+    numbers: Numbers,
+    legs: int,
+    variant: str,
+    out: dict[str, Any],
+    key: str,
+    reps: int,
+    seconds: float,
+    bare: dict[str, Any] | None,
+    workers: int,
+    sizes: tuple[int, ...] = (SMALL, LARGE),
+) -> None:
+    """One room of ``legs`` participants on a fresh focus: 100 B and 64 KiB rounds, and for
+    N = 50 the latency round at half the 100 B rate."""
+    from bench.run import print_row
+
+    dep.stop_focus()
+    dep.start_focus()
+    members = numbers.take(legs)
+    joined, crew = join_round(
+        dep, members, workers=workers, mode="closed", concurrency=16, timeout=180
+    )
+    try:
+        if joined["joined"] < legs:
+            print(f"relay N={legs}: only {joined['joined']} joined: {joined['errors']}")
+        for size in sizes:
+            senders = members[: SMALL_SENDERS if size == SMALL else LARGE_SENDERS]
+            runs = [
+                relay_round(
+                    dep,
+                    crew,
+                    legs=legs,
+                    size=size,
+                    window=WINDOW[size],
+                    senders=senders,
+                    seconds=seconds,
+                )
+                for _ in range(reps)
+            ]
+            result = med(runs, RELAY_KEYS)
+            result["variant"] = variant
+            result["bare_ratio"] = _ratio(bare, legs, size, result)
+            out[key].append(result)
+            print_row(variant[:10], result)
+        if legs == 50:
+            base = next(r for r in out[key] if r["legs"] == 50 and r["frame_size"] == SMALL)
+            if base["deliveries_per_s"]:
+                talkers = members[:SMALL_SENDERS]
+                rate = base["deliveries_per_s"] / 2 / (legs - 1) / len(talkers)
+                half_runs = [
+                    relay_round(
+                        dep,
+                        crew,
+                        legs=legs,
+                        size=SMALL,
+                        window=WINDOW[SMALL],
+                        senders=talkers,
+                        rate=rate,
+                        seconds=seconds,
+                    )
+                    for _ in range(reps)
+                ]
+                half = med(half_runs, RELAY_KEYS)
+                half["variant"] = variant
+                out[key + "_half_rate"] = half
+                print_row((variant[:7] + "@half"), half)
+    finally:
+        crew.close()
 
 
 def _ratio(bare: dict[str, Any] | None, legs: int, size: int, focus: dict[str, Any]) -> Any:

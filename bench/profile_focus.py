@@ -48,7 +48,7 @@ def summarize(raw: pathlib.Path, top: int = 25) -> str:
 
 def record(pid: int, seconds: float, out: pathlib.Path) -> subprocess.Popen[bytes]:
     spy = shutil.which("py-spy") or str(pathlib.Path(sys.executable).with_name("py-spy"))
-    return subprocess.Popen(  # noqa: S603
+    return subprocess.Popen(
         [
             spy,
             "record",

@@ -39,6 +39,10 @@ def run_worker(spec: dict[str, Any], pipe: Any) -> None:
     from twisted.internet import reactor, task
     from twisted.internet.defer import Deferred
 
+    if spec.get("nodelay_patch"):
+        from bench._nodelay import patch
+
+        patch()
     from focus import msrp
     from kms_client import KmsClient, https_agent
     from ue.client import ChatClient, UeConfig
@@ -48,6 +52,7 @@ def run_worker(spec: dict[str, Any], pipe: Any) -> None:
     clients: dict[int, Any] = {}
     joined: set[int] = set()
     timing: dict[str, int] = {}
+    counts = {"received": 0}
     relay: dict[str, Any] = {}
     stats: dict[str, Any] = {}
 
@@ -182,10 +187,14 @@ def run_worker(spec: dict[str, Any], pipe: Any) -> None:
     # -- chat load ---------------------------------------------------------------------
 
     def _received(number: int, received: Any) -> None:
+        counts["received"] += 1
         if not timing:
             return
         arrival = time.monotonic_ns()
         stats["delivered_total"] = stats.get("delivered_total", 0) + 1
+        if received.body[21:25] != relay["round"]:
+            stats["stale"] = stats.get("stale", 0) + 1  # left over from an earlier round
+            return
         if timing["from"] <= arrival < timing["to"]:
             stats["delivered"] = stats.get("delivered", 0) + 1
             stats["seen"] = stats.get("seen", 0) + 1
@@ -220,9 +229,9 @@ def run_worker(spec: dict[str, Any], pipe: Any) -> None:
         room = relay["window"] - outstanding[number]
         if relay["rate"] is not None:
             room = min(room, int(relay["tokens"][number]))
-        pad = "x" * max(0, relay["size"] - 28)
+        pad = "x" * max(0, relay["size"] - 33)
         for _ in range(max(0, room)):
-            text = f"{time.monotonic_ns():020d} {number:06d} {pad}"
+            text = f"{time.monotonic_ns():020d} {relay['round']} {number:06d} {pad}"
             if client.send_chat(text) is None:
                 stats["send_refused"] = stats.get("send_refused", 0) + 1
                 return
@@ -234,6 +243,7 @@ def run_worker(spec: dict[str, Any], pipe: Any) -> None:
     def start_relay(params: dict[str, Any]) -> None:
         senders = [n for n in params["senders"] if n in joined]
         relay.update(
+            round=f"{int(params['round']) % 10000:04d}",
             window=int(params["window"]),
             size=int(params["size"]),
             rate=params.get("rate"),
@@ -293,6 +303,8 @@ def run_worker(spec: dict[str, Any], pipe: Any) -> None:
                 join_all(params)
             elif command == "relay":
                 start_relay(params)
+            elif command == "count":
+                pipe.send(("count", counts["received"]))
             elif command == "leave":
                 leave_all()
             elif command == "stop":
