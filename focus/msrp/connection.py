@@ -55,6 +55,7 @@ from .config import MsrpConfig
 from .errors import (
     MsrpError,
     MsrpLimitExceeded,
+    MsrpParseError,
     MsrpSessionUnknown,
     MsrpUnsupportedMediaType,
 )
@@ -646,6 +647,11 @@ class MsrpConnection:
 
     def _on_request(self, request: Request, now: float, out: list[Command]) -> None:
         try:
+            if request.transaction_id in self._awaiting:
+                # RFC 4975 §7.1: ids MUST NOT collide with transactions that still exist;
+                # delivering it would give the application two requests it answers by
+                # the same id.
+                raise MsrpParseError("transaction id in use by a pending request")
             if len(request.to_path) != 1:
                 raise MsrpSessionUnknown("To-Path must name exactly one session of ours")
             params = self._bind(request.to_path[0], out)

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -777,3 +778,24 @@ def test_window_accounting_survives_aborts_and_failures() -> None:
     # The late 200 for the aborted message's chunk changes nothing.
     out = conn.receive_data(answer(first), 6.0)
     assert events(out, TransactionCompleted)
+
+
+def test_request_reusing_a_pending_transaction_id_is_400() -> None:
+    """A request whose transaction id is still awaiting our answer collides with it
+    (RFC 4975 §7.1: ids MUST NOT collide with other transactions that exist at the same
+    time): it is answered 400 and not delivered, so the application's answer to the
+    first request stays unambiguous."""
+    conn = bob()
+    first = Request(
+        "dupl1234", "SEND", (BOB,), (ALICE,), message_id="m1abcdef",
+        byte_range=ByteRange(1, 2, 2), content_type="text/plain", body=b"hi",
+    )  # fmt: skip
+    second = attrs.evolve(first, message_id="m2abcdef", body=b"yo")
+    out = conn.receive_data(first.encode() + second.encode(), 0.0)
+    (delivered,) = events(out, MessageReceived)
+    assert delivered.message_id == "m1abcdef"
+    [rejection] = sent(out)
+    assert isinstance(rejection, Response) and rejection.code == 400
+    assert events(out, FrameRejected)[0].transaction_id == "dupl1234"
+    (ok,) = sent(conn.respond("dupl1234", 200, 1.0))
+    assert ok.code == 200
