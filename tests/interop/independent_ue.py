@@ -853,6 +853,9 @@ class IndependentUE:
         self.final: SipMsg | None = None  # the INVITE's final response
         self.offer: str | None = None
         self.hung_up = threading.Event()
+        self.acked = threading.Event()
+        self.incoming: queue.Queue[SipMsg] = queue.Queue()
+        self.last_invite_response: bytes | None = None
         self.setup, self.sip_from, self.with_key_mgmt = setup, sip_from or identity, key_mgmt
         self.chatroom, self.variants, self.prf = chatroom, variants, prf
         self.listener: socket.socket | None = None
@@ -945,15 +948,10 @@ class IndependentUE:
         host, port, _transport = sip_target(target)
         return host, port
 
-    def _on_request(self, msg: SipMsg) -> None:
-        assert self.sip is not None
-        if msg.method == "ACK":
-            return
-        if msg.method == "BYE":
-            self.hung_up.set()
-        status, reason = (
-            (200, "OK") if msg.method in ("BYE", "OPTIONS", "NOTIFY") else (501, "Not Implemented")
-        )
+    @staticmethod
+    def _via_dest(msg: SipMsg) -> tuple[str, int] | None:
+        """Where a response goes: the top Via's sent-by, corrected by received and rport
+        (RFC 3261 §18.2.2, RFC 3581 §4)."""
         via = msg.get("via") or ""
         m = re.search(r"SIP/2\.0/\w+ ([^;:\s]+):?(\d+)?", via)
         dest = (m.group(1), int(m.group(2) or 5060)) if m else None
@@ -963,6 +961,34 @@ class IndependentUE:
             dest = (rec.group(1), dest[1])
         if dest and rport:
             dest = (dest[0], int(rport.group(1)))
+        return dest
+
+    def _on_request(self, msg: SipMsg) -> None:
+        """Reader thread: a dial-out INVITE is queued for :meth:`answer_dial_out` after a
+        100 Trying (a retransmission gets our last response again, RFC 3261 §17.2.1); ACK
+        ends our 2xx retransmissions; BYE/OPTIONS/NOTIFY get 200, anything else 501."""
+        assert self.sip is not None
+        dest = self._via_dest(msg)
+        if msg.method == "ACK":
+            self.acked.set()
+            return
+        if msg.method == "INVITE":
+            if msg.get("call-id") == self.call_id and self.last_invite_response is not None:
+                self.sip.send(self.last_invite_response, dest)
+                return
+            if self.remote_tag is None and self.incoming.empty():
+                self.call_id = msg.get("call-id") or ""
+                self.last_invite_response = sip_response_to(msg, 100, "Trying")
+                self.sip.send(self.last_invite_response, dest)
+                self.incoming.put(msg)
+                return
+            self.sip.send(sip_response_to(msg, 486, "Busy Here"), dest)
+            return
+        if msg.method == "BYE":
+            self.hung_up.set()
+        status, reason = (
+            (200, "OK") if msg.method in ("BYE", "OPTIONS", "NOTIFY") else (501, "Not Implemented")
+        )
         self.sip.send(sip_response_to(msg, status, reason), dest)
 
     def _final(self, branch: str, method: str, resend: bytes, dest: tuple[str, int]) -> SipMsg:
@@ -1155,6 +1181,106 @@ class IndependentUE:
         self.child.stdin.flush()
 
     # -- public API -----------------------------------------------------------------------------
+
+    def listen(self) -> tuple[str, int]:
+        """Open the SIP socket before anyone calls us; return its address (the focus's
+        outbound proxy in the dial-out test, so that its INVITE reaches us)."""
+        if self.sip is None:
+            self.sip = SipTransport(self.transport_name, self.focus)
+            self.sip.on_request = self._on_request
+        return (str(self.sip.local[0]), int(self.sip.local[1]))
+
+    def answer_dial_out(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Take the focus's INVITE as MIKEY responder (PROFILE §5–§6, RFC 6043 §4.2.2–§4.2.3):
+        resolve the ticket at the KMS, verify the TRANSFER_INIT and that IDRi is the SIP
+        From, answer 200 with a=setup:active and the TRANSFER_RESP, wait for the ACK (our
+        2xx retransmitted meanwhile, RFC 3261 §13.3.1.4), then connect and bind the leg."""
+        im = _im()
+        self.listen()
+        assert self.sip is not None
+        try:
+            invite = self.incoming.get(timeout=timeout)
+        except queue.Empty:
+            raise UEError(f"no INVITE from the focus within {timeout} s") from None
+        offer = parse_answer(invite.body.decode("utf-8"))  # same shape: m-line + attributes
+        if offer.proto != "TCP/TLS/MSRP" or offer.setup != "actpass":
+            raise UEError(f"dial-out offer {offer.proto} setup {offer.setup}: expected actpass")
+        init = offer.key_mgmt
+        caller = uri_of(invite.get("from") or "")
+        now = time.time()
+        i = im.decode(init)
+        suite = im.SUITES[i.prf]
+        randrr = os.urandom(suite.key_len)
+        resolve = im.build_resolve_init(
+            transfer_init=init,
+            suite=suite,
+            psk=self.kms.key,
+            csb_id=int.from_bytes(os.urandom(4), "big"),
+            now=now,
+            randrr=randrr,
+            id_r=self.identity.encode(),
+            id_kms=self.kms.identity.encode(),
+        )
+        mpki, tgk, spi = im.read_resolve_resp(
+            kms_post(self.kms, "resolve", resolve), resolve, self.kms.key, time.time()
+        )
+        m = im.verify_transfer_init(init, mpki, time.time())
+        if im.identity(m, im.ROLE_I).decode() != caller:  # PROFILE §1
+            raise UEError(f"IDRi {im.identity(m, im.ROLE_I)!r} is not the SIP From {caller!r}")
+        if im.identity(m, im.ROLE_R).decode() != self.identity:
+            raise UEError("TRANSFER_INIT is not for us")
+        resp = im.build_transfer_resp(
+            transfer_init=init,
+            mpki=mpki,
+            spi=spi,
+            now=time.time(),
+            randrr=randrr,
+            id_r=self.identity.encode(),
+        )
+        psk = im.responder_psk(init, tgk, randrr)
+        self.transfer_init, self.transfer_resp = init, resp
+        # Dialog state as UAS (RFC 3261 §12.1.1).
+        self.remote_tag = tag_of(invite.get("from") or "")
+        self.remote_target = uri_of(invite.get("contact") or "")
+        self.route_set = invite.all("record-route")
+        self.room = caller
+        answer_sdp = build_offer(
+            self.path, resp, int.from_bytes(os.urandom(4), "big"), "active", 9, self.chatroom
+        ).encode()
+        lines = [
+            "SIP/2.0 200 OK",
+            *[f"Via: {v}" for v in invite.all("via")],
+            *[f"Record-Route: {r}" for r in self.route_set],
+            f"From: {invite.get('from')}",
+            f"To: {invite.get('to')};tag={self.local_tag}",
+            f"Call-ID: {invite.get('call-id')}",
+            f"CSeq: {invite.get('cseq')}",
+            f"Contact: {self._contact()}",
+            "Content-Type: application/sdp",
+            f"Content-Length: {len(answer_sdp)}",
+        ]
+        ok = ("\r\n".join(lines) + "\r\n\r\n").encode() + answer_sdp
+        self.last_invite_response = ok
+        dest = self._via_dest(invite)
+        self.sip.send(ok, dest)
+        deadline, interval = time.monotonic() + self.wait, 0.5
+        while not self.acked.wait(interval):
+            if time.monotonic() > deadline:
+                raise UEError("no ACK for our 200 OK")
+            if self.sip.transport == "udp":
+                self.sip.send(ok, dest)
+                interval = min(interval * 2, 4.0)
+        self.answer = offer  # the focus's side of the media: its a=path
+        self.start_media(psk)
+        ev = self.wait_event(
+            lambda e: (
+                (e.get("ref") == "bind" and e["event"] == "response")
+                or e["event"] in ("error", "exited", "closed")
+            )
+        )
+        if ev.get("status") != 200:
+            raise UEError(f"binding SEND not answered 200: {ev}; stderr {self.child_err}")
+        return ev
 
     def join(self, expect_bound: bool = True, **media: Any) -> dict[str, Any]:
         """Ticket, INVITE/200/ACK, TLS-PSK, binding SEND; return the bind response event.

@@ -484,3 +484,46 @@ def test_independent_ue_with_the_256_bit_suite(lobby: Deployment) -> None:
     alice.wait_for(in_room)
     indy = independent(lobby, "bob", prf=1)
     chat_both_ways(indy, alice)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="twistd focus does not start dial-out yet: focus.control (Dialer, room dial_out "
+    "lists, REFER) is 'ready to be wired into the service' but focus/service.py and "
+    "focus/tap.py never start it, so no INVITE is sent",
+)
+def test_focus_dials_out_to_an_independent_ue(tmp_path: Path) -> None:
+    """The focus invites a member of the room's dial_out list: the independent UE, as MIKEY
+    responder, resolves the focus's ticket at `twistd kms`, answers a=setup:active with its
+    TRANSFER_RESP, connects the leg and chats with a dialled-in focus-ue (PROFILE §5–§8)."""
+    d = Deployment(tmp_path, ("alice", "bob"))
+    indy = independent(d, "bob")
+    host, port = indy.listen()
+    policy = tmp_path / "dialout.toml"
+    policy.write_text(
+        f'[[room]]\nuri = "{ROOM}"\nallow = ["{ALICE}"]\n\n[[room.dial_out]]\nuri = "{BOB}"\n'
+    )
+    text = (tmp_path / "focus.toml").read_text()
+    text = re.sub(r'(?m)^file = ".*"$', f'file = "{policy}"', text)
+    # Our UE is the focus's outbound proxy, so the INVITE for sip:bob@example.net reaches it.
+    text = text.replace("[sip]\n", f'[sip]\noutbound_proxy = "sip:{host}:{port};lr"\n', 1)
+    (tmp_path / "focus.toml").write_text(text)
+    try:
+        d.start_kms()
+        d.start_focus()
+        bound = indy.answer_dial_out(timeout=10)
+        assert bound["status"] == 200
+        alice = d.ue("alice")
+        alice.wait_for(in_room)
+        assert indy.say("answered the focus")["status"] == 200
+        assert wait_message(alice, "answered the focus")["from"] == BOB
+        alice.send_line("welcome, dialled member")
+        ev = indy.wait_message("welcome, dialled member")
+        assert ev["from"] == [f"<{ALICE}>"]
+        assert indy.leave().status == 200
+    except Exception as e:
+        raise AssertionError(f"{e}\n--- SIP trace ---\n{indy.sip_trace()}") from e
+    finally:
+        indy.close()
+        d.stop()
