@@ -1085,6 +1085,12 @@ class UserAgent:
         if dialog is None:
             if out.dialog is not None and out.dialog.id == did:
                 dialog = out.dialog  # re-INVITE within an existing dialog
+            elif out.dialog is not None:
+                # §13.2.2.4: a 2xx from another fork after the first one: ACK it, then
+                # BYE it (we take one session per INVITE).  Not shown to the handler and
+                # not kept: a forking peer must not grow the dialog table.
+                self._hang_up_fork(Dialog.from_uac(out.request, resp), seq, now)
+                return True
             else:
                 dialog = Dialog.from_uac(out.request, resp)
                 self.dialogs[did] = dialog
@@ -1096,6 +1102,16 @@ class UserAgent:
         ack = ack.with_headers(ack.headers.remove("Via").remove("Contact"))
         self._route(None, ack, now)
         return False
+
+    def _hang_up_fork(self, dialog: Dialog, seq: int, now: float) -> None:
+        """ACK then BYE an extra dialog of a forked INVITE, without telling the app."""
+        dialog.invite_cseq = seq
+        ack = dialog.build_request("ACK", "", cseq=seq)
+        self._route(None, ack.with_headers(ack.headers.remove("Via").remove("Contact")), now)
+        bye = dialog.build_request("BYE", "")
+        bye = bye.with_headers(bye.headers.remove("Via").remove("Contact"))
+        dialog.state = DialogState.TERMINATED
+        self.send_request(bye, now, None, dialog=dialog)
 
     # ------------------------------------------------------------------ requests we start
     def cancel(self, out: OutgoingRequest, now: float) -> None:

@@ -418,3 +418,27 @@ def test_failing_response_handler_leaves_no_transaction_behind() -> None:
         client.datagram_received(resp.encode(), Target("UDP", "127.0.0.1", 5060), 0.1)
     client.on_timer(10.0)  # Timer K
     assert not client._client
+
+
+def test_forked_2xx_is_acked_and_hung_up_not_kept() -> None:
+    """§13.2.2.4: every 2xx to an INVITE is ACKed; a 2xx from a second fork (new To tag)
+    after the first established the dialog gets a BYE from the core, is not shown to the
+    handler again and leaves no dialog behind, so a forking peer cannot grow the dialog
+    table."""
+    from focus.sip.ua import make_response
+
+    net = Net()
+    client = net.add("127.0.0.2", 5062, Recorder())
+    got = Responses()
+    out = client.invite("sip:bob@127.0.0.1", from_="<sip:room@127.0.0.2>", now=0.0, handler=got)
+    client.drain()
+    contact = [("Contact", "<sip:bob@127.0.0.1:5060>")]
+    src = Target("UDP", "127.0.0.1", 5060)
+    for i in range(5):
+        fork = make_response(out.request, 200, to_tag=f"fork{i}", headers=contact)
+        client.datagram_received(fork.encode(), src, 0.1)
+    sent = [c.data for c in client.drain()]
+    assert sum(d.startswith(b"ACK ") for d in sent) == 5
+    assert sum(d.startswith(b"BYE ") for d in sent) == 4
+    assert got.statuses == [200]
+    assert list(client.dialogs) == [out.dialog.id]  # type: ignore[union-attr]
