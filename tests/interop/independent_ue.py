@@ -17,6 +17,10 @@ It runs as two processes, because no single local interpreter has everything it 
   RFC 4279 §5.1) to the first hop of the focus's ``a=path``, binds it with an empty SEND
   (RFC 4975 §5.4/§7.1, RFC 6135), sends CPIM-wrapped messages and answers relayed SENDs.
 
+It dials in (:meth:`IndependentUE.join`, MIKEY initiator) or answers the focus's dial-out
+INVITE (:meth:`IndependentUE.answer_dial_out`, MIKEY responder resolving at the KMS), always
+taking the TLS client role (a=setup:active).
+
 The halves talk over the child's stdin/stdout, one JSON object a line; the PSK crosses on the
 child's stdin (never its argv, which other users of the machine can read). Deviations kept on
 purpose, to stay small: no SIP authentication, no RFC 3263 DNS (numeric hosts only), no
