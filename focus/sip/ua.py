@@ -340,6 +340,8 @@ class UserAgent:
         self._client: dict[tuple[str, str], tuple[ClientTransaction, OutgoingRequest]] = {}
         self._server: dict[tuple[str, ...], tuple[ServerTransaction, IncomingRequest]] = {}
         self._merge: dict[tuple[str, str, int, str], tuple[str, ...]] = {}
+        # The reverse of _merge, so that forgetting a transaction is O(1).
+        self._merged_by: dict[tuple[str, ...], tuple[str, str, int, str]] = {}
         self.dialogs: dict[DialogId, Dialog] = {}
         self._retx: dict[tuple[DialogId, int], _Retransmit2xx] = {}
         self._acks: dict[tuple[DialogId, int], tuple[Request, Target, float]] = {}
@@ -640,6 +642,7 @@ class UserAgent:
                 incoming.respond(482, "Loop Detected", now=now)  # §8.2.2.2 merged request
                 return
             self._merge[mkey] = key
+            self._merged_by[key] = mkey
         unsupported = [r for r in req.headers.get_all("Require") if r not in self.config.supported]
         if unsupported:  # §8.2.2.3
             incoming.respond(420, now=now, headers=[("Unsupported", ", ".join(unsupported))])
@@ -839,7 +842,8 @@ class UserAgent:
             # Terminated output that follows forgets the transaction.
 
     def _forget_merge(self, key: tuple[str, ...]) -> None:
-        for mkey in [m for m, k in self._merge.items() if k == key]:
+        mkey = self._merged_by.pop(key, None)
+        if mkey is not None and self._merge.get(mkey) == key:
             del self._merge[mkey]
 
     # ------------------------------------------------------------------ client side
@@ -1215,6 +1219,7 @@ class UserAgent:
         self._client.clear()
         self._server.clear()
         self._merge.clear()
+        self._merged_by.clear()
         self._retx.clear()
         self._acks.clear()
         self._streams.clear()

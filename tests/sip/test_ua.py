@@ -442,3 +442,38 @@ def test_forked_2xx_is_acked_and_hung_up_not_kept() -> None:
     assert sum(d.startswith(b"BYE ") for d in sent) == 4
     assert got.statuses == [200]
     assert list(client.dialogs) == [out.dialog.id]  # type: ignore[union-attr]
+
+
+def test_ending_many_transactions_in_one_tick_is_linear() -> None:
+    """Forgetting finished server transactions (and their §8.2.2.2 merge entries) costs
+    O(1) each: ending n transactions in one timer tick is linear in n, not quadratic, so
+    a full table (max_transactions) cannot stall the reactor."""
+    import sys
+    from typing import Any
+
+    costs = []
+    for n in (200, 2000):
+        app = Recorder(answer=None)
+        _net, _app, server, _client = pair(app, max_transactions=5000)
+        src = Target("TCP", "127.0.0.2", 5062)
+        for i in range(n):
+            data = raw("MESSAGE", branch=f"z9hG4bKm{i}").replace(b"c1@x", f"c{i}@x".encode())
+            server.connection_data(src, data.replace(b"/UDP", b"/TCP"), 0.0)  # type: ignore[attr-defined]
+        for incoming in app.requests:
+            incoming.respond(200, now=0.0)  # Timer J is 0 on TCP: ends at the next tick
+        count = 0
+
+        def tracer(frame: Any, event: str, _arg: object) -> Any:
+            nonlocal count
+            if event == "line" and frame.f_code.co_filename.endswith("sip/ua.py"):
+                count += 1
+            return tracer
+
+        sys.settrace(tracer)
+        try:
+            server.on_timer(0.0)  # type: ignore[attr-defined]
+        finally:
+            sys.settrace(None)
+        assert not server._server  # type: ignore[attr-defined]
+        costs.append(count)
+    assert costs[1] < costs[0] * 20, costs
