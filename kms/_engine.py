@@ -6,8 +6,9 @@ Order of checks, RFC 3830 section 5.3 as refined by RFC 6043 section 5.3/5.4:
 2. find the key: by IDRpsk when present, else by IDRi / IDRr (PROFILE.md section 3);
 3. timestamp within the clock skew (409, ERR 1), MAC (403, ERR 0), then the replay
    cache, which remembers only authenticated messages (409, ERR 1);
-4. authorisation: the message is for this KMS (IDRkms), the key may act as IDRi / IDRr
-   (`may_act_as`, PROFILE.md section 6) (403, ERR 7);
+4. authorisation: the message is for this KMS (IDRkms; when it is left out, RFC 6043
+   sections 4.2.1.1 and 4.2.3.1, the MAC covered our identity), the key may act as
+   IDRi / IDRr (`may_act_as`, PROFILE.md section 6) (403, ERR 7);
 5. request: a usable policy can be granted (400, ERR 15); the granted policy is the
    one ``_policy`` describes, with K=1 when it differs from the desired one (RFC 6043
    sections 4.2.1.4-5, 6.10); resolve: the ticket is ours and intact (403, ERR 14),
@@ -121,7 +122,17 @@ class MikeyTicketEngine:
             )
         return account
 
-    def _for_us(self, kms: str, who: str) -> None:
+    def _assumed_kms(self, sent: str | None) -> str | None:
+        """The identity to verify the MAC with when IDRkms was left out (RFC 6043
+        sections 4.2.1.1 and 4.2.3.1 "MAY be left out when it can be expected that the
+        KMS has a single identity"): ours, as configured, appended to the MAC input
+        (section 5.5). When IDRkms is present the MAC covers it as sent and `_for_us`
+        compares it with ours after authentication."""
+        return self.identity if sent is None else None
+
+    def _for_us(self, kms: str | None, who: str) -> None:
+        if kms is None:
+            return  # left out: the MAC was checked over our own identity
         try:
             ours = normalise_uri(kms) == self._kms_uri
         except ValueError:
@@ -163,7 +174,12 @@ class MikeyTicketEngine:
         account = self._account(peeked.psk_id, peeked.initiator)
         try:
             init = verify_request_init(
-                body, psk=account.key, now=now, max_skew=self._skew, replay_cache=self._replay
+                body,
+                psk=account.key,
+                now=now,
+                max_skew=self._skew,
+                replay_cache=self._replay,
+                kms=self._assumed_kms(peeked.kms),
             )
         except MikeyError as e:
             raise self._rejected(e, "REQUEST_INIT refused", peeked.initiator) from None
@@ -242,7 +258,12 @@ class MikeyTicketEngine:
         account = self._account(peeked.psk_id, peeked.responder)
         try:
             init = verify_resolve_init(
-                body, psk=account.key, now=now, max_skew=self._skew, replay_cache=self._replay
+                body,
+                psk=account.key,
+                now=now,
+                max_skew=self._skew,
+                replay_cache=self._replay,
+                kms=self._assumed_kms(peeked.kms),
             )
         except MikeyError as e:
             raise self._rejected(e, "RESOLVE_INIT refused", peeked.responder) from None

@@ -11,7 +11,8 @@ identities to find the key). Every message carries a fresh T, TS type NTP-UTC 64
 Ticket Request (PROFILE §4, RFC 6043 §4.2.1)
     REQUEST_INIT_PSK (11): HDR(V=1, #CS=0, Empty map), T, RANDRi, IDRi, IDRkms, TP,
     [IDRpsk], V. Keys from the PSK, label type 0x01 with RANDRi, no RANDRr (§5.1.2).
-    MAC over: message without MAC || ID Data(IDRi) || ID Data(IDRkms).
+    MAC over: message without MAC || ID Data(IDRi) || ID Data(IDRkms). Received without
+    IDRkms (§4.2.1.1 MAY) the KMS's configured identity takes its place in the MAC input.
     TP: ticket type 1/1/1, PRF of the suite, flags D E F G H N O, TP Data =
     IDRi, TRe (NTP-UTC), KEMAC(NULL/NULL: one zero TGK of the suite's key length, KV SPI
     0x00000000), IDRr per responder (§6.10).
@@ -38,7 +39,8 @@ Ticket Resolve (PROFILE §6, RFC 6043 §4.2.3)
     RESOLVE_INIT_PSK (16): HDR(V=1, #CS=0, Empty map), T, RANDRr, IDRr, IDRkms, TICKET
     (unchanged from TRANSFER_INIT), [IDRpsk], V. Keys from the PSK, label type 0x01
     with RANDRr only (§5.1.2: RANDRi is not part of the resolve exchange).
-    MAC over: message without MAC || ID Data(IDRr) || ID Data(IDRkms).
+    MAC over: message without MAC || ID Data(IDRr) || ID Data(IDRkms) (the configured KMS
+    identity when IDRkms was left out, §4.2.3.1).
 
     RESOLVE_RESP (18): HDR(copied, V=0), T, IDRkms, KEMAC, IDRr, V. Keys from the PSK,
     label type 0x02 with RANDRr only. KEMAC as in REQUEST_RESP (IV from the RESOLVE_RESP
@@ -202,10 +204,13 @@ _VALIDITY = 3600.0
 
 @attrs.frozen
 class RequestInit:
-    """A decoded REQUEST_INIT_PSK (verified only when returned by ``verify_request_init``)."""
+    """A decoded REQUEST_INIT_PSK (verified only when returned by ``verify_request_init``).
+
+    ``kms`` is the IDRkms ID Data, None when IDRkms was left out (RFC 6043 §4.2.1.1).
+    """
 
     initiator: str
-    kms: str
+    kms: str | None
     responders: tuple[str, ...]
     valid_until: float | None
     timestamp: float
@@ -251,10 +256,10 @@ class TransferInit:
 
 @attrs.frozen
 class ResolveInit:
-    """A decoded RESOLVE_INIT_PSK."""
+    """A decoded RESOLVE_INIT_PSK; ``kms`` is None when IDRkms was left out (§4.2.3.1)."""
 
     responder: str
-    kms: str
+    kms: str | None
     ticket: bytes = attrs.field(repr=False)
     ticket_policy: TicketPolicy
     timestamp: float
@@ -355,9 +360,22 @@ def _ticket_index(msg: Message) -> int:
     raise PolicyError("TICKET payload missing", ErrCode.INVALID_TICKET)
 
 
-def _check_kms(expected: str | None, got: str) -> None:
+def _kms_identity(expected: str | None, got: str | None) -> bytes:
+    """The KMS identity the MAC of a REQUEST_INIT/RESOLVE_INIT covers (RFC 6043 §5.5).
+
+    IDRkms "MAY be left out when it can be expected that the KMS has a single identity"
+    (§4.2.1.1, §4.2.3.1); the identity known by other means — this KMS's configured one,
+    ``expected`` — is then still appended to the MAC input (DIGEST §2.19).
+    """
+    if got is None:
+        if expected is None:
+            raise PolicyError(
+                "IDRkms left out and no KMS identity given to verify with", ErrCode.INVALID_ID
+            )
+        return expected.encode()
     if expected is not None and expected != got:
         raise PolicyError("the message is addressed to another KMS", ErrCode.INVALID_ID)
+    return got.encode()
 
 
 # The granted flags our initiator needs (PROFILE §4): a TRANSFER_RESP is awaited (F), its
@@ -439,7 +457,7 @@ _REQUEST_INIT_SPECS: list[prot.Spec] = [
     (Timestamp, None, 1, 1),
     (RandR, RandRole.INITIATOR, 1, 1),
     (Idr, IdRole.INITIATOR, 1, 1),
-    (Idr, IdRole.KMS, 1, 1),
+    (Idr, IdRole.KMS, 0, 1),  # RFC 6043 §4.2.1.1: MAY be left out
     (TicketPolicy, None, 1, 1),
     (Idr, IdRole.PSK, 0, 1),
     (Verification, None, 1, 1),
@@ -459,8 +477,13 @@ def build_request_init(
     suite: Suite = SUITE_128,
     psk_id: bytes | None = None,
     ticket_policy: TicketPolicy | None = None,
+    send_kms_id: bool = True,
 ) -> bytes:
-    """REQUEST_INIT_PSK (PROFILE §4). ``valid_until`` defaults to now + 1 h."""
+    """REQUEST_INIT_PSK (PROFILE §4). ``valid_until`` defaults to now + 1 h.
+
+    PROFILE §4 always sends IDRkms; ``send_kms_id=False`` leaves it out as RFC 6043
+    §4.2.1.1 allows, the MAC still covering ``kms`` (§5.5).
+    """
     _check_suite_fits(suite, psk, "PSK")
     _check_rand(rand)
     if ticket_policy is None:
@@ -476,7 +499,7 @@ def build_request_init(
             _t(now),
             RandR(RandRole.INITIATOR, rand),
             _idr(IdRole.INITIATOR, initiator),
-            _idr(IdRole.KMS, kms),
+            *((_idr(IdRole.KMS, kms),) if send_kms_id else ()),
             ticket_policy,
             *((Idr(IdRole.PSK, IdType.BYTE_STRING, psk_id),) if psk_id is not None else ()),
             _v_placeholder(suite),
@@ -499,7 +522,7 @@ def _read_request_init(data: bytes) -> tuple[Message, RequestInit]:
     psk_id = idrpsk[0].data if idrpsk else None  # type: ignore[union-attr]
     return msg, RequestInit(
         initiator=_uri_of(idri[0], "initiator"),
-        kms=_uri_of(idrkms[0], "KMS"),
+        kms=_uri_of(idrkms[0], "KMS") if idrkms else None,
         responders=responders,
         valid_until=valid_until,
         timestamp=prot.seconds(t[0]),
@@ -527,17 +550,19 @@ def verify_request_init(
 ) -> RequestInit:
     """KMS side: check T, the MAC (PSK, label 0x01, RANDRi) and, optionally, replay.
 
-    With ``kms`` the IDRkms must name this KMS (ERR 7 otherwise).
+    ``kms`` is this KMS's identity: IDRkms, when present, must equal it (ERR 7 otherwise);
+    when IDRkms was left out (RFC 6043 §4.2.1.1) the MAC is checked over ``kms`` instead,
+    and without ``kms`` such a message cannot be verified (PolicyError, ERR 7).
     """
     msg, req = _read_request_init(data)
-    _check_kms(kms, req.kms)
+    kms_id = _kms_identity(kms, req.kms)
     t = msg.first(Timestamp)
     assert t is not None
     prot.check_time(t, now, max_skew)
     keys = derive_message_keys(
         psk, csb_id=req.csb_id, response=False, rand_i=req.rand, rand_r=None, suite=req.suite
     )
-    prot.check_mac(msg, keys, req.suite, req.initiator.encode() + req.kms.encode())
+    prot.check_mac(msg, keys, req.suite, req.initiator.encode() + kms_id)
     prot.remember(replay_cache, msg.raw, req.timestamp, now)
     return req
 
@@ -906,7 +931,7 @@ _RESOLVE_INIT_SPECS: list[prot.Spec] = [
     (Timestamp, None, 1, 1),
     (RandR, RandRole.RESPONDER, 1, 1),
     (Idr, IdRole.RESPONDER, 1, 1),
-    (Idr, IdRole.KMS, 1, 1),
+    (Idr, IdRole.KMS, 0, 1),  # RFC 6043 §4.2.3.1: MAY be left out
     (Ticket, None, 1, 1),
     (Idr, IdRole.PSK, 0, 1),
     (Verification, None, 1, 1),
@@ -924,10 +949,13 @@ def build_resolve_init(
     rand_r: bytes,
     suite: Suite = SUITE_128,
     psk_id: bytes | None = None,
+    send_kms_id: bool = True,
 ) -> bytes:
     """RESOLVE_INIT_PSK (PROFILE §6); ``ticket`` is the TICKET value from TRANSFER_INIT.
 
     ``rand_r`` must be the RANDRr the responder will put in its TRANSFER_RESP (PROFILE §6).
+    ``send_kms_id=False`` leaves IDRkms out (RFC 6043 §4.2.3.1 MAY; PROFILE always sends
+    it); the MAC still covers ``kms``.
     """
     _check_suite_fits(suite, psk, "PSK")
     _check_rand(rand_r)
@@ -937,7 +965,7 @@ def build_resolve_init(
             _t(now),
             RandR(RandRole.RESPONDER, rand_r),
             _idr(IdRole.RESPONDER, responder),
-            _idr(IdRole.KMS, kms),
+            *((_idr(IdRole.KMS, kms),) if send_kms_id else ()),
             Ticket.decode_value(ticket),
             *((Idr(IdRole.PSK, IdType.BYTE_STRING, psk_id),) if psk_id is not None else ()),
             _v_placeholder(suite),
@@ -957,7 +985,7 @@ def _read_resolve_init(data: bytes) -> tuple[Message, ResolveInit]:
     assert isinstance(ticket[0], Ticket)
     return msg, ResolveInit(
         responder=_uri_of(idrr[0], "responder"),
-        kms=_uri_of(idrkms[0], "KMS"),
+        kms=_uri_of(idrkms[0], "KMS") if idrkms else None,
         ticket=_ticket_value(msg, msg.payloads.index(ticket[0])),
         ticket_policy=ticket[0].policy,
         timestamp=prot.seconds(t[0]),
@@ -984,17 +1012,19 @@ def verify_resolve_init(
 ) -> ResolveInit:
     """KMS side: check T, the MAC (PSK, label 0x01, RANDRr only) and, optionally, replay.
 
-    With ``kms`` the IDRkms must name this KMS (ERR 7 otherwise).
+    ``kms`` is this KMS's identity: IDRkms, when present, must equal it (ERR 7 otherwise);
+    when IDRkms was left out (RFC 6043 §4.2.3.1) the MAC is checked over ``kms`` instead,
+    and without ``kms`` such a message cannot be verified (PolicyError, ERR 7).
     """
     msg, res = _read_resolve_init(data)
-    _check_kms(kms, res.kms)
+    kms_id = _kms_identity(kms, res.kms)
     t = msg.first(Timestamp)
     assert t is not None
     prot.check_time(t, now, max_skew)
     keys = derive_message_keys(
         psk, csb_id=res.csb_id, response=False, rand_i=None, rand_r=res.rand_r, suite=res.suite
     )
-    prot.check_mac(msg, keys, res.suite, res.responder.encode() + res.kms.encode())
+    prot.check_mac(msg, keys, res.suite, res.responder.encode() + kms_id)
     prot.remember(replay_cache, msg.raw, res.timestamp, now)
     return res
 

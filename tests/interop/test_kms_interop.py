@@ -526,9 +526,12 @@ def test_twistd_kms_refuses_open_ended_or_overlong_validity(plain_kms):
 
 
 @e2e
-def test_twistd_kms_requires_idrkms(plain_kms):
-    """A REQUEST_INIT without IDRkms (RFC 6043 §4.2.1.1 MAY) is refused (PROFILE: always sent)."""
-    assert _ask(plain_kms, send_idr_kms=False)[:2] == (400, [12])
+def test_twistd_kms_accepts_request_without_idrkms(plain_kms):
+    """A REQUEST_INIT without IDRkms (RFC 6043 §4.2.1.1 MAY) is answered; its MAC covers the
+    KMS's configured identity (DIGEST §2.19), and the answer verifies."""
+    st, ticket, keys = _ask(plain_kms, send_idr_kms=False)
+    assert st == 200 and ticket["flags"] == im.PROFILE_FLAGS
+    assert [k["type"] for k in keys] == [im.KEY_MPK, im.KEY_TGK]
 
 
 def _fixed_answer(status: int, ctype: bytes, body: bytes):

@@ -192,3 +192,51 @@ def test_policy_without_responder_is_refused_with_err_15(kms: Kms) -> None:
     with pytest.raises(Rejection) as info:
         ask(kms, tp)
     assert (info.value.http_status, info.value.err_code) == (400, 15)
+
+
+def test_request_and_resolve_without_idrkms_are_answered(kms: Kms) -> None:
+    """IDRkms left out (RFC 6043 §4.2.1.1, §4.2.3.1): the MAC over our identity is accepted."""
+    body = mikey.build_request_init(
+        psk=KEYS[ALICE],
+        initiator=ALICE,
+        kms=KMS_ID,
+        responders=[BOB],
+        now=NOW,
+        csb_id=44,
+        rand=bytes(16),
+        send_kms_id=False,
+    )
+    grant = mikey.read_request_resp(
+        kms.engine.request(body, now=NOW).body, request_init=body, psk=KEYS[ALICE], now=NOW
+    )
+    resolve = mikey.build_resolve_init(
+        psk=KEYS[BOB],
+        responder=BOB,
+        kms=KMS_ID,
+        ticket=grant.ticket,
+        now=NOW,
+        csb_id=45,
+        rand_r=bytes(range(16)),
+        send_kms_id=False,
+    )
+    resolved = mikey.read_resolve_resp(
+        kms.engine.resolve(resolve, now=NOW).body, resolve_init=resolve, psk=KEYS[BOB], now=NOW
+    )
+    assert resolved.tgk == grant.tgk
+
+
+def test_request_without_idrkms_for_another_kms_fails_authentication(kms: Kms) -> None:
+    """A request MACed over another KMS identity, IDRkms left out, is 403 with ERR 0."""
+    body = mikey.build_request_init(
+        psk=KEYS[ALICE],
+        initiator=ALICE,
+        kms="sip:kms@elsewhere.example",
+        responders=[BOB],
+        now=NOW,
+        csb_id=46,
+        rand=bytes(16),
+        send_kms_id=False,
+    )
+    with pytest.raises(Rejection) as info:
+        kms.engine.request(body, now=NOW)
+    assert (info.value.http_status, info.value.err_code) == (403, 0)
