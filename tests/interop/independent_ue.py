@@ -48,7 +48,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PY313 = "/root/.pyenv/versions/3.13.0/bin/python3"
 # PROFILE §9: forward-secret suites first; NULL and RSA-PSK never offered.
 CIPHERS = (
     "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA256:"
@@ -820,7 +819,7 @@ class IndependentUE:
         kms: KmsAccount,
         focus: tuple[str, int],
         transport: str = "udp",
-        python313: str = PY313,
+        python313: str | None = None,
         wait: float = 20.0,
         setup: str = "active",
         sip_from: str | None = None,
@@ -837,6 +836,12 @@ class IndependentUE:
         "session-key-mgmt" (PROFILE §8), "mixed-case-types" Message/CPIM (RFC 2045 §5.1),
         "lf-sdp" line ends (RFC 8866 §5). *prf* 1 picks the 256-bit suite (PROFILE §2)."""
         self.identity, self.room, self.kms, self.focus = identity, room, kms, focus
+        if python313 is None:
+            # Only the 3.11 parent looks the interpreter up; the 3.13 child (run with -I)
+            # never reaches this and cannot import the tests package.
+            from tests.peers import python313 as find_python313
+
+            python313 = find_python313()
         self.transport_name, self.python313, self.wait = transport, python313, wait
         self.sip: SipTransport | None = None
         self.events: list[dict[str, Any]] = []

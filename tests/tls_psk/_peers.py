@@ -12,8 +12,10 @@ from twisted.internet.interfaces import IHandshakeListener, IReactorProcess, IRe
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from tests.peers import python313
+
 OPENSSL = "/usr/bin/openssl"
-PYTHON313 = "/root/.pyenv/versions/3.13.0/bin/python3"
+PYTHON313 = python313()
 
 
 def free_port() -> int:
