@@ -18,8 +18,10 @@ When the application acts outside a callback (a delayed answer), the core calls 
 
 from __future__ import annotations
 
+import heapq
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, cast
 
 import attrs
 
@@ -349,6 +351,15 @@ class UserAgent:
         self._resolving: dict[int, tuple[OutgoingRequest | None, Request]] = {}
         self._query_ids = itertools.count(1)
         self._invite_guard: dict[tuple[str, str], float] = {}
+        # Deadlines of every entry of the five timed tables above, as a heap, so that
+        # next_deadline and on_timer cost O(log n) instead of a scan of every transaction
+        # (UDP transactions live 64*T1 after their answer: at a few hundred requests per
+        # second a scan per message dominated).  _scheduled holds the one current
+        # deadline per timed entry ("c"/"s"/"r"/"a"/"g", key); heap entries that differ
+        # from it are stale and dropped when they reach the top.
+        self._timers: list[tuple[float, int, tuple[str, Hashable]]] = []
+        self._scheduled: dict[tuple[str, Hashable], float] = {}
+        self._timer_seq = itertools.count()
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -389,57 +400,126 @@ class UserAgent:
 
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` must be called next, or None."""
-        ds = [tx.deadline for tx, _ in self._client.values()]
-        ds += [tx.deadline for tx, _ in self._server.values()]
-        ds += [i.answer_deadline for tx, i in self._server.values() if not tx.final_sent]
-        ds += [min(r.deadline, r.give_up) for r in self._retx.values()]
-        ds += [t for _, _, t in self._acks.values()]
-        ds += list(self._invite_guard.values())
-        return min((d for d in ds if d is not None), default=None)
+        timers = self._timers
+        while timers:
+            deadline, _, ref = timers[0]
+            if self._scheduled.get(ref) == deadline:
+                return deadline
+            heapq.heappop(timers)  # stale: the entry moved or is gone
+        return None
+
+    def _deadline_of(self, ref: tuple[str, Hashable]) -> float | None:
+        """The current deadline of one timed entry (None: nothing armed or gone)."""
+        kind, key = ref[0], cast(Any, ref[1])
+        if kind == "c":
+            client = self._client.get(key)
+            return None if client is None else client[0].deadline
+        if kind == "s":
+            server = self._server.get(key)
+            if server is None:
+                return None
+            stx, incoming = server
+            ds = [stx.deadline, None if stx.final_sent else incoming.answer_deadline]
+            return min((d for d in ds if d is not None), default=None)
+        if kind == "r":
+            r = self._retx.get(key)
+            return None if r is None else min(r.deadline, r.give_up)
+        if kind == "a":
+            ack = self._acks.get(key)
+            return None if ack is None else ack[2]
+        return self._invite_guard.get(key)
+
+    def _reschedule(self, kind: str, key: Hashable) -> None:
+        """Record the entry's current deadline; called after anything that may change it."""
+        ref = (kind, key)
+        deadline = self._deadline_of(ref)
+        if deadline == self._scheduled.get(ref):
+            return
+        if deadline is None:
+            del self._scheduled[ref]
+            return
+        self._scheduled[ref] = deadline
+        heapq.heappush(self._timers, (deadline, next(self._timer_seq), ref))
+        if len(self._timers) > 2 * len(self._scheduled) + 64:
+            # Bounded: drop the stale entries (amortised O(1) per push).
+            self._timers = [(d, next(self._timer_seq), r) for r, d in self._scheduled.items()]
+            heapq.heapify(self._timers)
 
     def on_timer(self, now: float) -> None:
-        """Fire every deadline at or before ``now``."""
+        """Fire every deadline at or before ``now`` (each entry at most once per call; one
+        re-armed at or before ``now`` is reported by next_deadline for the next call)."""
         self._enter()
         try:
-            for key, (ctx, _) in list(self._client.items()):
-                d = ctx.deadline
-                if d is not None and d <= now:
-                    self._client_outputs(key, ctx.on_timer(now), now)
-            for skey, (stx, incoming) in list(self._server.items()):
-                d = stx.deadline
-                if d is not None and d <= now:
-                    self._server_outputs(skey, stx.on_timer(now), now)
-                a = incoming.answer_deadline
-                if a is not None and a <= now and not stx.final_sent:
-                    incoming.answer_deadline = None
-                    incoming.respond(408, now=now)  # the application never answered
-            for rkey, r in list(self._retx.items()):
-                if r.give_up <= now:
-                    del self._retx[rkey]
-                    self._ack_timeout(r.dialog, now)
-                elif r.deadline <= now:
-                    self._send(r.response, r.target)
-                    r.interval = min(2 * r.interval, self.config.timers.t2)
-                    r.deadline = now + r.interval
-            for akey, (_, _, expiry) in list(self._acks.items()):
-                if expiry <= now:
-                    del self._acks[akey]
-            for gkey, deadline in list(self._invite_guard.items()):
-                if deadline <= now:
-                    del self._invite_guard[gkey]
-                    entry = self._client.get(gkey)
-                    if entry is None or entry[1].final is not None:
-                        continue
-                    out = entry[1]
-                    if out._cancel_sent:
-                        # §9.1: no final response 64*T1 after the CANCEL: the INVITE
-                        # transaction is considered terminated (reported as 408).
-                        del self._client[gkey]
-                        self._synthesize(out, 408, now)
-                    else:
-                        self.cancel(out, now)
+            fired: set[tuple[str, Hashable]] = set()
+            again: list[tuple[float, int, tuple[str, Hashable]]] = []
+            while self._timers and self._timers[0][0] <= now:
+                entry = heapq.heappop(self._timers)
+                ref = entry[2]
+                if self._scheduled.get(ref) != entry[0]:
+                    continue  # stale
+                if ref in fired:
+                    again.append(entry)
+                    continue
+                fired.add(ref)
+                self._fire(ref, now)
+                self._reschedule(*ref)
+            for entry in again:
+                heapq.heappush(self._timers, entry)
         finally:
             self._leave()
+
+    def _fire(self, ref: tuple[str, Hashable], now: float) -> None:
+        kind, key = ref[0], cast(Any, ref[1])
+        if kind == "c":
+            client = self._client.get(key)
+            if client is not None:
+                d = client[0].deadline
+                if d is not None and d <= now:
+                    self._client_outputs(key, client[0].on_timer(now), now)
+        elif kind == "s":
+            server = self._server.get(key)
+            if server is None:
+                return
+            stx, incoming = server
+            d = stx.deadline
+            if d is not None and d <= now:
+                self._server_outputs(key, stx.on_timer(now), now)
+            a = incoming.answer_deadline
+            if a is not None and a <= now and not stx.final_sent:
+                incoming.answer_deadline = None
+                incoming.respond(408, now=now)  # the application never answered
+        elif kind == "r":
+            r = self._retx.get(key)
+            if r is None:
+                return
+            if r.give_up <= now:
+                del self._retx[key]
+                self._ack_timeout(r.dialog, now)
+            elif r.deadline <= now:
+                self._send(r.response, r.target)
+                r.interval = min(2 * r.interval, self.config.timers.t2)
+                r.deadline = now + r.interval
+        elif kind == "a":
+            ack = self._acks.get(key)
+            if ack is not None and ack[2] <= now:
+                del self._acks[key]
+        else:
+            deadline = self._invite_guard.get(key)
+            if deadline is None or deadline > now:
+                return
+            del self._invite_guard[key]
+            entry = self._client.get(key)
+            if entry is None or entry[1].final is not None:
+                return
+            out = entry[1]
+            if out._cancel_sent:
+                # §9.1: no final response 64*T1 after the CANCEL: the INVITE
+                # transaction is considered terminated (reported as 408).
+                del self._client[key]
+                self._reschedule("c", key)
+                self._synthesize(out, 408, now)
+            else:
+                self.cancel(out, now)
 
     def _send(self, msg: Message, target: Target) -> None:
         fallback = None
@@ -589,6 +669,7 @@ class UserAgent:
             self.config.answer_timeout if request.method == "INVITE" else 64 * self.config.timers.t1
         )
         self._server[key] = (stx, incoming)
+        self._reschedule("s", key)
         try:
             self._new_request(incoming, key, now)
         except SipError as exc:
@@ -750,7 +831,9 @@ class UserAgent:
         dialog = self.dialogs.get(did)
         if dialog is None:
             return
-        if self._retx.pop((did, seq), None) is not None or dialog.invite_cseq == seq:
+        stopped = self._retx.pop((did, seq), None) is not None
+        self._reschedule("r", (did, seq))
+        if stopped or dialog.invite_cseq == seq:
             self.app.on_ack(dialog, ack, now)
 
     def _ack_timeout(self, dialog: Dialog, now: float) -> None:
@@ -829,6 +912,7 @@ class UserAgent:
             give_up=now + 64 * t1,
             dialog=dialog,
         )
+        self._reschedule("r", (dialog.id, req.cseq.seq))
 
     def _server_outputs(self, key: tuple[str, ...], outputs: list[TxOutput], now: float) -> None:
         for o in outputs:
@@ -838,8 +922,9 @@ class UserAgent:
                 entry = self._server.pop(key, None)
                 if entry is not None:
                     self._forget_merge(key)
-            # TimedOut (Timer H: no ACK for our failure response) needs no action: the
-            # Terminated output that follows forgets the transaction.
+        self._reschedule("s", key)
+        # TimedOut (Timer H: no ACK for our failure response) needs no action: the
+        # Terminated output that follows forgets the transaction.
 
     def _forget_merge(self, key: tuple[str, ...]) -> None:
         mkey = self._merged_by.pop(key, None)
@@ -998,6 +1083,7 @@ class UserAgent:
             self._send(ack, target)
             did = DialogId(ack.call_id, ack.from_.tag or "", ack.to.tag or "")
             self._acks[(did, ack.cseq.seq)] = (ack, target, now + 64 * self.config.timers.t1)
+            self._reschedule("a", (did, ack.cseq.seq))
             return
         if request.method == "CANCEL":
             req = request  # §9.1: same top Via (and branch) as the INVITE
@@ -1016,6 +1102,7 @@ class UserAgent:
         self._client[key] = (ctx, out)
         if req.method == "INVITE":
             self._invite_guard[key] = now + self.config.invite_timeout
+            self._reschedule("g", key)
         self._client_outputs(key, ctx.start(now), now)
 
     def _needs_congestion_control(self, request: Request, target: Target) -> bool:
@@ -1039,6 +1126,8 @@ class UserAgent:
             elif isinstance(o, Terminated):
                 self._client.pop(key, None)
                 self._invite_guard.pop(key, None)
+                self._reschedule("g", key)
+        self._reschedule("c", key)
         for o in outputs:
             if isinstance(o, ToTU):
                 assert isinstance(o.message, Response)
@@ -1064,6 +1153,7 @@ class UserAgent:
                 return  # a retransmission: re-ACKed, not shown to the handler again
             if resp.status >= 200 and out.transaction is not None:
                 self._invite_guard.pop(out.transaction.key, None)
+                self._reschedule("g", out.transaction.key)
         if resp.status >= 200:
             first = out.final is None
             out.final = out.final or resp
@@ -1153,6 +1243,7 @@ class UserAgent:
         # §9.1: if no final response arrives within 64*T1 of the CANCEL, give up.
         if out.transaction is not None:
             self._invite_guard[out.transaction.key] = now + 64 * self.config.timers.t1
+            self._reschedule("g", out.transaction.key)
             out.cancel_requested = True
 
     def send_in_dialog(
@@ -1225,6 +1316,8 @@ class UserAgent:
         self._streams.clear()
         self._resolving.clear()
         self._invite_guard.clear()
+        self._timers.clear()
+        self._scheduled.clear()
         self.dialogs.clear()
         self._outbox.clear()
 

@@ -477,3 +477,39 @@ def test_ending_many_transactions_in_one_tick_is_linear() -> None:
         assert not server._server  # type: ignore[attr-defined]
         costs.append(count)
     assert costs[1] < costs[0] * 20, costs
+
+
+def test_next_deadline_does_not_scan_every_transaction() -> None:
+    """Handling a request and asking for the next deadline (what the adapter does after
+    every datagram) costs the same with 20 or 2000 transactions alive: UDP non-INVITE
+    server transactions live 64*T1 (§17.2.2 Timer J), so a scan per message would make a
+    modest request rate quadratic."""
+    import sys
+    from typing import Any
+
+    costs = []
+    for n in (20, 2000):
+        app = Recorder(answer=None)
+        _net, _app, server, _client = pair(app, max_transactions=5000)
+        src = Target("UDP", "127.0.0.2", 5062)
+        for i in range(n):
+            data = raw("MESSAGE", branch=f"z9hG4bKm{i}").replace(b"c1@x", f"c{i}@x".encode())
+            server.datagram_received(data, src, 0.0)  # type: ignore[attr-defined]
+        server.next_deadline()  # type: ignore[attr-defined]
+        count = 0
+
+        def tracer(frame: Any, event: str, _arg: object) -> Any:
+            nonlocal count
+            if event == "line" and "/focus/sip/" in frame.f_code.co_filename:
+                count += 1
+            return tracer
+
+        sys.settrace(tracer)
+        try:
+            server.datagram_received(raw("OPTIONS", branch="z9hG4bKo"), src, 1.0)  # type: ignore[attr-defined]
+            deadline = server.next_deadline()  # type: ignore[attr-defined]
+        finally:
+            sys.settrace(None)
+        assert deadline == 32.0  # the oldest MESSAGE's answer deadline (64*T1)
+        costs.append(count)
+    assert costs[1] < costs[0] * 2, costs
