@@ -336,7 +336,7 @@ def load_config(path: Path | str) -> KmsConfig:
         ticket_protection_key = "hex"             # or ticket_protection_key_file; default:
                                                   #   random at each start
         max_clock_skew = 300.0                    # seconds (PROFILE.md section 2)
-        max_ticket_lifetime = 86400.0             # seconds; longer TRe requests are refused
+        max_ticket_lifetime = 86400.0             # seconds; a missing or later TRe is capped (K=1)
         replay_cache_size = 100000                # entries
 
         [[account]]

@@ -42,12 +42,12 @@ from mikey import (
     verify_resolve_init,
 )
 from mikey.ntp import from_ntp64
-from mikey.payloads import IdRole, TicketPolicy, TsRole, TsType
+from mikey.payloads import IdRole, TicketFlags, TicketPolicy, TsRole, TsType
 
 from ._accounts import Account, AccountStore, AmbiguousIdentity
 from ._errors import Rejection
 from ._identity import normalise_uri
-from ._policy import grant_policy
+from ._policy import NoUsableGrant, grant_policy
 from ._resource import Reply
 
 __all__ = ["MikeyTicketEngine"]
@@ -185,30 +185,12 @@ class MikeyTicketEngine:
             raise self._rejected(e, "REQUEST_INIT refused", peeked.initiator) from None
         self._for_us(init.kms, init.initiator)
         self._may_act_as(account, init.initiator, "initiator")
-        if not init.responders:
+        try:
+            granted = grant_policy(init, now=now, max_lifetime=self._lifetime)
+        except NoUsableGrant as e:
             raise Rejection(
-                "ticket policy names no responder (RFC 6043 section 6.10)",
-                http_status=400,
-                err_code=ErrCode.INVALID_TPPAR,
-                identity=init.initiator,
-            )
-        # TRe bounds the ticket (PROFILE.md section 4). Open-ended or over-long validity is
-        # refused rather than silently shortened, so the initiator knows what it holds.
-        if init.valid_until is None or init.valid_until <= now:
-            raise Rejection(
-                "ticket policy needs a TRe in the future",
-                http_status=400,
-                err_code=ErrCode.INVALID_TPPAR,
-                identity=init.initiator,
-            )
-        if init.valid_until - now > self._lifetime:
-            raise Rejection(
-                f"requested validity over the KMS maximum of {self._lifetime:g} s",
-                http_status=400,
-                err_code=ErrCode.INVALID_TPPAR,
-                identity=init.initiator,
-            )
-        granted = grant_policy(init)
+                str(e), http_status=400, err_code=ErrCode.INVALID_TPPAR, identity=init.initiator
+            ) from None
         suite = init.suite
         # RFC 6043 Appendix A.2: MPK and TGK of the suite's key length, RAND at least
         # 16 bytes and as long as the longest key (section 12.1, PROFILE.md section 2).
@@ -244,7 +226,8 @@ class MikeyTicketEngine:
         return Reply(
             body=response,
             identity=init.initiator,
-            detail=f"responders={len(init.responders)} valid_for={init.valid_until - now:.0f}s",
+            detail=f"responders={len(init.responders)} valid_for={_valid_for(granted, now)}"
+            + (" policy_changed" if granted.flags & TicketFlags.K else ""),
         )
 
     # ---------------------------------------------------------------- ticket resolve
@@ -335,6 +318,11 @@ class MikeyTicketEngine:
         if error is None:
             error = build_error(err_code=rejection.err_code, csb_id=0, prf=0, now=now)
         return error
+
+
+def _valid_for(policy: TicketPolicy, now: float) -> str:
+    tre = policy.time(TsRole.VALID_TO)
+    return "unbounded" if tre is None else f"{from_ntp64(tre.value) - now:.0f}s"
 
 
 def _validity(policy: TicketPolicy) -> tuple[tuple[str, ...], float | None, float | None]:

@@ -20,10 +20,15 @@ one PROFILE.md section 4 describes, whatever flags were asked for:
   ticket is protected with, RFC 6043 Appendix A.2.1);
 - one TGK of the suite's key length with a KMS-chosen SPI; a desired KEMAC announcing
   other keys (more, other types, other lengths, salts) counts as changed (K=1);
+- a validity end (TRe) no later than now + ``max_ticket_lifetime``: a desired TRe that is
+  missing (open-ended, section 6.10) or later is granted as that maximum rather than
+  refused (section 4.2.1.4: "possibly with a modified Ticket Policy"); TRs and TRe are
+  granted as NTP-UTC (the TS type PROFILE.md section 4 uses and the resolve reads);
 - K set whenever the granted policy differs from the desired one (section 6.10: "the KMS
   changed the desired Ticket Policy or the desired KEMAC"); the requested K is ignored.
 
-A request is refused (400, ERR 15) only when no usable ticket can be granted at all.
+A request is refused (400, ERR 15) only when no usable ticket can be granted at all: no
+responder (IDRr), a TRe already past, or a TRs at or after the granted TRe.
 """
 
 from __future__ import annotations
@@ -31,9 +36,25 @@ from __future__ import annotations
 import attrs
 
 from mikey import PROFILE_FLAGS, MikeyError, RequestInit, Suite, TicketFlags, TicketPolicy
-from mikey.payloads import Kemac, KeyType, decode_key_data
+from mikey.ntp import from_ntp64, to_ntp64
+from mikey.payloads import (
+    Idr,
+    IdRole,
+    Kemac,
+    KeyType,
+    Payload,
+    TimestampR,
+    TsRole,
+    TsType,
+    decode_key_data,
+)
 
-__all__ = ["GRANTED_FLAGS", "grant_policy"]
+__all__ = ["GRANTED_FLAGS", "NoUsableGrant", "grant_policy"]
+
+
+class NoUsableGrant(ValueError):
+    """No ticket this KMS issues can serve the request (the engine answers ERR 15)."""
+
 
 GRANTED_FLAGS = PROFILE_FLAGS  # D E F G H N O (PROFILE.md section 4)
 BASE_TICKET_TYPE = (1, 1, 1)  # Ticket Type, Subtype, Version (RFC 6043 section 6.10)
@@ -67,11 +88,67 @@ def _kemac_granted_as_desired(policy: TicketPolicy, suite: Suite) -> bool:
     )
 
 
-def grant_policy(init: RequestInit) -> TicketPolicy:
-    """The policy to seal into the ticket answering the verified request *init*."""
+def _as_ntp_utc(tr: TimestampR) -> TimestampR:
+    """The same instant as a 64-bit NTP-UTC TR (TS type 0), the type the resolve reads."""
+    if tr.ts_type == TsType.NTP_UTC:
+        return tr
+    if tr.ts_type == TsType.NTP:  # the same 64-bit format (RFC 3830 section 6.6)
+        return TimestampR(tr.role, TsType.NTP_UTC, tr.value)
+    if tr.ts_type == TsType.NTP_UTC_32:  # the seconds part only (RFC 6043 section 6.3)
+        return TimestampR(tr.role, TsType.NTP_UTC, tr.value << 32)
+    raise NoUsableGrant(f"validity time in TS type {tr.ts_type}, not an NTP type")
+
+
+def _leading_idr(p: Payload) -> bool:
+    return isinstance(p, Idr) and p.role in (IdRole.KMS, IdRole.INITIATOR)
+
+
+def _time(payloads: tuple[Payload, ...], role: TsRole) -> TimestampR | None:
+    return next((p for p in payloads if isinstance(p, TimestampR) and p.role == role), None)
+
+
+def _granted_times(
+    payloads: tuple[Payload, ...], *, now: float, max_lifetime: float
+) -> tuple[Payload, ...]:
+    """TP Data with TRe capped (or added) and TRs/TRe as NTP-UTC, in section 6.10 order."""
+    trs, tre = _time(payloads, TsRole.VALID_FROM), _time(payloads, TsRole.VALID_TO)
+    latest = TimestampR(TsRole.VALID_TO, TsType.NTP_UTC, to_ntp64(now + max_lifetime))
+    if tre is None:
+        tre = latest  # open-ended (section 6.10): bounded by this KMS
+    else:
+        tre = _as_ntp_utc(tre)
+        if from_ntp64(tre.value) <= now:
+            raise NoUsableGrant("the desired validity has already ended (TRe)")
+        if from_ntp64(tre.value) > from_ntp64(latest.value):  # seconds: NTP eras (RFC 4330)
+            tre = latest
+    if trs is not None:
+        trs = _as_ntp_utc(trs)
+        if from_ntp64(trs.value) >= from_ntp64(tre.value):
+            raise NoUsableGrant("the desired validity starts (TRs) after the longest we grant")
+    # [IDRkms], [IDRi], [TRs], [TRe], [TRr], ...: the times go after the leading IDRs.
+    rest = [
+        p
+        for p in payloads
+        if not (isinstance(p, TimestampR) and p.role in (TsRole.VALID_FROM, TsRole.VALID_TO))
+    ]
+    cut = 0
+    while cut < len(rest) and _leading_idr(rest[cut]):
+        cut += 1
+    times = [t for t in (trs, tre) if t is not None]
+    return (*rest[:cut], *times, *rest[cut:])
+
+
+def grant_policy(init: RequestInit, *, now: float, max_lifetime: float) -> TicketPolicy:
+    """The policy to seal into the ticket answering the verified request *init*.
+
+    Raises NoUsableGrant when no usable ticket exists for it.
+    """
+    if not init.responders:
+        raise NoUsableGrant("the ticket policy names no responder (RFC 6043 section 6.10)")
     desired = _without_kemac(init.ticket_policy)
     granted = attrs.evolve(
         desired,
+        payloads=_granted_times(desired.payloads, now=now, max_lifetime=max_lifetime),
         ticket_type=BASE_TICKET_TYPE[0],
         subtype=BASE_TICKET_TYPE[1],
         version=BASE_TICKET_TYPE[2],

@@ -519,10 +519,16 @@ def test_twistd_kms_sets_k_when_it_changes_the_policy(plain_kms):
 
 
 @e2e
-def test_twistd_kms_refuses_open_ended_or_overlong_validity(plain_kms):
-    """No TRe or a TRe beyond max_ticket_lifetime is refused with 400 + ERR 15 (documented)."""
-    assert _ask(plain_kms, validity=None)[:2] == (400, [15])
-    assert _ask(plain_kms, validity=3 * 86400)[:2] == (400, [15])
+def test_twistd_kms_caps_open_ended_or_overlong_validity(plain_kms):
+    """No TRe or a TRe beyond max_ticket_lifetime is granted with TRe = now + the maximum
+    (default 1 day) and K=1 (RFC 6043 §4.2.1.4 "possibly with a modified Ticket Policy")."""
+    for validity in (None, 3 * 86400):
+        before = time.time()
+        st, ticket, _ = _ask(plain_kms, validity=validity)
+        assert st == 200 and ticket["flags"] == im.PROFILE_FLAGS | {"K"}
+        ends = [p for p in ticket["tp_payloads"] if p["type"] == im.PT_TR and p["role"] == 3]
+        assert len(ends) == 1
+        assert before + 86400 - 30 < im.ntp_to_unix(ends[0]["value"]) < time.time() + 86400 + 30
 
 
 @e2e

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kms_client import KmsRejected, TicketResolution
-from mikey import TicketGrant
+from mikey import TicketFlags, TicketGrant
 
 from .conftest import ALICE, BOB, FOCUS, NOW, ROOM, Kms
 
@@ -97,14 +97,12 @@ def test_unknown_identity_is_403(kms: Kms) -> None:
     assert failure.value.http_status == 403
 
 
-def test_validity_over_the_kms_maximum_is_400_err_15(kms: Kms) -> None:
-    """A TRe beyond max_ticket_lifetime is refused as an invalid ticket policy."""
-    client = kms.client(ALICE)
-    failure = kms.failure(
-        client.request_ticket(initiator=ALICE, responders=[BOB], validity=2 * 86400.0)
-    )
-    assert failure.check(KmsRejected)
-    assert (failure.value.http_status, failure.value.err_code) == (400, 15)
+def test_validity_over_the_kms_maximum_is_capped_with_k(kms: Kms) -> None:
+    """A TRe beyond max_ticket_lifetime is granted as the maximum, with K=1 (RFC 6043
+    section 4.2.1.4: "possibly with a modified Ticket Policy")."""
+    grant = grant_for(kms, ALICE, [BOB], validity=2 * 86400.0)
+    assert grant.valid_until is not None and abs(grant.valid_until - (NOW + 86400)) < 1
+    assert grant.ticket_policy.flags & TicketFlags.K
 
 
 def test_client_clock_outside_the_skew_is_409_err_1(kms: Kms) -> None:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import mikey
 from kms import Rejection
+from mikey.ntp import from_ntp64, to_ntp32, to_ntp64
 from mikey.payloads import (
     Kemac,
     KeyData,
@@ -18,6 +19,9 @@ from mikey.payloads import (
     Ticket,
     TicketFlags,
     TicketPolicy,
+    TimestampR,
+    TsRole,
+    TsType,
     encode_key_data,
 )
 
@@ -240,3 +244,74 @@ def test_request_without_idrkms_for_another_kms_fails_authentication(kms: Kms) -
     with pytest.raises(Rejection) as info:
         kms.engine.request(body, now=NOW)
     assert (info.value.http_status, info.value.err_code) == (403, 0)
+
+
+# --- validity (TRs, TRe): capped, never refused unless nothing usable is left -------------
+
+DAY = 86400.0
+
+
+def _times(tp: TicketPolicy) -> tuple[TimestampR | None, TimestampR | None]:
+    return tp.time(TsRole.VALID_FROM), tp.time(TsRole.VALID_TO)
+
+
+def _with_times(*times: TimestampR) -> TicketPolicy:
+    """The PROFILE TP with its TRe replaced by *times* (none: open-ended)."""
+    tp = desired()
+    rest = tuple(p for p in tp.payloads if not isinstance(p, TimestampR))
+    return attrs.evolve(tp, payloads=(rest[0], *times, *rest[1:]))
+
+
+def _tr(role: TsRole, at: float, ts_type: TsType = TsType.NTP_UTC) -> TimestampR:
+    value = to_ntp32(at) if ts_type == TsType.NTP_UTC_32 else to_ntp64(at)
+    return TimestampR(role, ts_type, value)
+
+
+@pytest.mark.parametrize("tre", [None, NOW + 2 * DAY], ids=["open-ended", "too-long"])
+def test_missing_or_overlong_tre_is_capped_with_k(kms: Kms, tre: float | None) -> None:
+    """No TRe, or one beyond max_ticket_lifetime, is granted as now + the maximum, K=1."""
+    times = () if tre is None else (_tr(TsRole.VALID_TO, tre),)
+    got = ask(kms, _with_times(*times))
+    _, end = _times(got)
+    assert end is not None and end.ts_type == TsType.NTP_UTC
+    assert from_ntp64(end.value) == pytest.approx(NOW + DAY, abs=1e-6)
+    assert got.flags == mikey.PROFILE_FLAGS | K
+    # Section 6.10 order: IDRi, TRe, then the rest.
+    assert [type(p).__name__ for p in got.payloads] == ["Idr", "TimestampR", "Idr"]
+
+
+def test_tre_within_the_maximum_is_kept_to_the_bit(kms: Kms) -> None:
+    """A TRe with a fraction of a second is granted unchanged, K=0 (no float round trip)."""
+    tre = _tr(TsRole.VALID_TO, NOW + 1234.56789)
+    got = ask(kms, _with_times(tre))
+    assert _times(got) == (None, tre) and got.flags == mikey.PROFILE_FLAGS
+
+
+def test_other_ntp_types_are_granted_as_ntp_utc_with_k(kms: Kms) -> None:
+    """A TRe in NTP-UTC-32 is granted as the same instant in NTP-UTC (TS type 0), K=1."""
+    got = ask(kms, _with_times(_tr(TsRole.VALID_TO, NOW + 600, TsType.NTP_UTC_32)))
+    assert _times(got)[1] == _tr(TsRole.VALID_TO, NOW + 600)
+    assert got.flags == mikey.PROFILE_FLAGS | K
+
+
+def test_trs_before_tre_is_kept(kms: Kms) -> None:
+    """A TRs before the granted TRe is granted unchanged with the TRe, K=0."""
+    start, end = _tr(TsRole.VALID_FROM, NOW + 60), _tr(TsRole.VALID_TO, NOW + 600)
+    got = ask(kms, _with_times(start, end))
+    assert _times(got) == (start, end) and got.flags == mikey.PROFILE_FLAGS
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        (_tr(TsRole.VALID_TO, NOW - 1),),
+        (_tr(TsRole.VALID_FROM, NOW + 700), _tr(TsRole.VALID_TO, NOW + 600)),
+        (_tr(TsRole.VALID_FROM, NOW + 2 * DAY),),
+    ],
+    ids=["TRe-past", "TRs-after-TRe", "TRs-after-cap"],
+)
+def test_no_usable_validity_is_refused_with_err_15(kms: Kms, times: tuple[TimestampR]) -> None:
+    """Only when no validity period is left (TRe past, TRs at/after TRe) is it 400 + ERR 15."""
+    with pytest.raises(Rejection) as info:
+        ask(kms, _with_times(*times))
+    assert (info.value.http_status, info.value.err_code) == (400, 15)
