@@ -8,6 +8,7 @@ parameters" (§8.6), so parameters never decide a match.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Self
 
@@ -57,11 +58,20 @@ def accepts(format_list: Iterable[str], content_type: str) -> bool:
 
     A malformed ``content_type`` is not acceptable (never raises).
     """
-    try:
-        essence = MediaType.parse(content_type).essence
-    except MsrpParseError:
+    essence = _essence(content_type)
+    if essence is None:
         return False
     return any(_entry_matches(entry, essence) for entry in format_list)
+
+
+@functools.lru_cache(maxsize=256)
+def _essence(content_type: str) -> str | None:
+    """``type/subtype`` of a Content-Type, or None when malformed; cached (bounded)
+    because every message sent and received checks the same few types."""
+    try:
+        return MediaType.parse(content_type).essence
+    except MsrpParseError:
+        return None
 
 
 def is_cpim(content_type: str | None) -> bool:

@@ -112,11 +112,7 @@ class MsrpUri:
         )
 
     def __str__(self) -> str:
-        userinfo = "" if self.userinfo is None else self.userinfo + "@"
-        port = "" if self.port is None else f":{self.port}"
-        session = "" if self.session_id is None else "/" + self.session_id
-        params = "".join(f";{n}" if v is None else f";{n}={v}" for n, v in self.params)
-        return f"{self.scheme}://{userinfo}{self.host}{port}{session};{self.transport}{params}"
+        return self._text
 
     @property
     def secure(self) -> bool:
@@ -137,6 +133,17 @@ class MsrpUri:
             self.session_id,
             self.transport.lower(),
         )
+
+    # Also computed once: every frame sent serialises its To-Path and From-Path.
+    _text: str = attrs.field(init=False, repr=False, alias="_text")
+
+    @_text.default
+    def _compute_text(self) -> str:
+        userinfo = "" if self.userinfo is None else self.userinfo + "@"
+        port = "" if self.port is None else f":{self.port}"
+        session = "" if self.session_id is None else "/" + self.session_id
+        params = "".join(f";{n}" if v is None else f";{n}={v}" for n, v in self.params)
+        return f"{self.scheme}://{userinfo}{self.host}{port}{session};{self.transport}{params}"
 
     @property
     def comparison_key(self) -> tuple[str, str, int | None, str | None, str]:

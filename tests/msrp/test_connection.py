@@ -799,3 +799,29 @@ def test_request_reusing_a_pending_transaction_id_is_400() -> None:
     assert events(out, FrameRejected)[0].transaction_id == "dupl1234"
     (ok,) = sent(conn.respond("dupl1234", 200, 1.0))
     assert ok.code == 200
+
+
+def test_sending_again_does_not_reformat_paths_or_reparse_types() -> None:
+    """The second message of a session reuses the serialised To-Path/From-Path and the
+    parsed Content-Type: the URI text and the media type essence are computed once per
+    value, not once per frame (the relay hot path)."""
+    import sys
+
+    conn, out = alice()
+    conn.receive_data(answer(sent(out)[0]), 0.0)
+    conn.send_message(ALICE, "text/plain", b"one", 1.0)
+    count = 0
+
+    def tracer(frame: Any, event: str, _arg: object) -> Any:
+        nonlocal count
+        name = frame.f_code.co_filename
+        if event == "line" and name.endswith(("msrp/uri.py", "msrp/media.py")):
+            count += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        conn.send_message(ALICE, "text/plain", b"two", 1.0)
+    finally:
+        sys.settrace(None)
+    assert count <= 20, count  # 33 when every frame re-formatted and re-parsed them
