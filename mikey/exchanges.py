@@ -881,7 +881,8 @@ def verify_transfer_resp(
     max_skew: float = DEFAULT_MAX_SKEW,
     replay_cache: ReplayCache | None = None,
 ) -> TransferResp:
-    """Initiator side: check T and the MAC (MPKi, label 0x02, RANDRi and RANDRr)."""
+    """Initiator side: check T and the MAC (MPKi, label 0x02, RANDRi and RANDRr), then
+    that every crypto session names at most one policy and carries an SPI (§6.1.1)."""
     ti_msg, ti = _read_transfer_init(transfer_init)
     msg = prot.decode(data, DataType.TRANSFER_RESP)
     _check_response_header(msg, ti_msg)
@@ -905,6 +906,10 @@ def verify_transfer_resp(
     for cs in msg.header.cs_map.entries:
         if len(cs.policies) > 1:
             raise PolicyError(f"CS {cs.cs_id}: more than one policy", ErrCode.INVALID_SPPAR)
+        if not cs.spi:
+            # RFC 6043 §6.1.1: the SPI "MAY be omitted in the initial message (length = 0),
+            # but it MUST be provided in the response message".
+            raise PolicyError(f"CS {cs.cs_id}: no SPI in the response", ErrCode.INVALID_SPPAR)
     return TransferResp(
         responder=_uri_of(idrr[0], "responder") if idrr else None,
         rand_r=rand[0].rand,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import attrs
 import pytest
 
 import mikey
@@ -351,6 +352,28 @@ def test_our_initiator_refuses_transfer_to_responder_not_in_ticket(env):
             csb_id=1,
             rand=env["rnd"](env["so"].rand_len),
         )
+
+
+def test_our_initiator_refuses_transfer_resp_without_spi(env):
+    """An independent TRANSFER_RESP with an empty CS SPI is refused (RFC 6043 §6.1.1: the SPI
+    "MUST be provided in the response message")."""
+    si, so, rnd = env["si"], env["so"], env["rnd"]
+    _, _, grant = our_grant(env)
+    # The SPI MAY be left empty in the initial message (§6.1.1); the responder then fills
+    # it in, or, here, does not.
+    ti = mikey.build_transfer_init(
+        grant=attrs.evolve(grant, spi=b""),
+        initiator=ALICE,
+        responder=BOB,
+        now=NOW,
+        csb_id=11,
+        rand=rnd(so.rand_len),
+    )
+    tr = im.build_transfer_resp(
+        transfer_init=ti, mpki=grant.mpki, spi=b"", now=NOW, randrr=rnd(si.key_len), id_r=B
+    )
+    with pytest.raises(mikey.PolicyError):
+        mikey.verify_transfer_resp(tr, transfer_init=ti, mpki=grant.mpki, now=NOW)
 
 
 # --- primitives and MAC coverage corner cases ----------------------------------------------

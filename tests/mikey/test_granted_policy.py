@@ -95,3 +95,16 @@ def test_ticket_not_yet_valid_is_not_used() -> None:
     with pytest.raises(mikey.TimestampError):
         transfer_init(grant, now=NOW + 3)
     assert transfer_init(grant, now=NOW + 601)
+
+
+def test_transfer_resp_without_spi_is_refused() -> None:
+    """A TRANSFER_RESP whose CS map leaves the SPI empty is refused (RFC 6043 §6.1.1: the
+    SPI MUST be provided in the response), although its MAC verifies."""
+    grant = attrs.evolve(granted(policy()), spi=b"")
+    ti = transfer_init(grant)
+    tr = mikey.build_transfer_resp(
+        transfer_init=ti, mpki=grant.mpki, responder=BOB, rand_r=bytes(16), now=NOW + 4
+    )
+    with pytest.raises(mikey.PolicyError) as info:
+        mikey.verify_transfer_resp(tr, transfer_init=ti, mpki=grant.mpki, now=NOW + 5)
+    assert info.value.err_code == mikey.ErrCode.INVALID_SPPAR
