@@ -360,6 +360,9 @@ class SipStack:
         assert proto.target is not None
         if len(self._connections) >= self.max_connections:
             self.log.warn("too many SIP connections; closing {peer}", peer=proto.target)
+            if self._pending.pop(proto.target, None) is not None:
+                # One we opened: what waited for it fails now (§17.1.4, §17.2.4).
+                self.reactor.callLater(0, self._transport_error, proto.target)
             proto.target = None  # never registered: nothing to forget on close
             proto.close()
             return
@@ -426,6 +429,12 @@ class SipStack:
         queue = self._pending.get(target)
         if queue is not None:
             queue.append(data)
+            return
+        if len(self._connections) + len(self._pending) >= self.max_connections:
+            # Attempts in progress count too: otherwise peers that make us answer or
+            # call out to many addresses could open connections without bound.
+            self.log.warn("too many SIP connections; not connecting to {target}", target=target)
+            self.reactor.callLater(0, self._transport_error, target)
             return
         self._pending[target] = [data]
         self._connect(target)

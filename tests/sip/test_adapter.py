@@ -366,3 +366,42 @@ def test_response_on_a_live_connection_stays_on_it() -> None:
     incoming.respond(200, now=reactor.seconds())
     assert responses(transport.value())[0].status == 200
     assert reactor.tcpClients == []
+
+
+def test_connection_attempts_count_against_the_limit() -> None:
+    """Connections being opened count against ``max_connections`` like open ones: a
+    request that would need one more gets 503 at once (§8.1.3.1) instead of an unbounded
+    number of connection attempts and queues."""
+    reactor, stack = make_stack()
+    stack.max_connections = 2
+    tcp_peer(reactor)
+    got: list[int] = []
+    for i in range(3):
+        req = stack.ua.new_request(
+            "OPTIONS", f"sip:127.0.0.{5 + i}:5070;transport=tcp", from_="<sip:f@127.0.0.1>"
+        )
+        stack.ua.send_request(req, stack.now(), lambda out, resp: got.append(resp.status))
+    reactor.advance(0)
+    assert len(reactor.tcpClients) == 1
+    assert got == [503, 503]
+
+
+def test_outgoing_connection_refused_by_the_limit_fails_its_requests() -> None:
+    """An opened connection that arrives when the table is full is closed, and the
+    requests queued for it end with 503 instead of waiting for ever."""
+    reactor, stack = make_stack()
+    got: list[int] = []
+    req = stack.ua.new_request(
+        "OPTIONS", "sip:127.0.0.5:5070;transport=tcp", from_="<sip:f@127.0.0.1>"
+    )
+    stack.ua.send_request(req, stack.now(), lambda out, resp: got.append(resp.status))
+    stack.max_connections = 1
+    tcp_peer(reactor)  # fills the table while we were connecting
+    host, port, factory, *_ = reactor.tcpClients[0]
+    proto = factory.buildProtocol(IPv4Address("TCP", host, port))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", host, port))
+    proto.makeConnection(transport)
+    reactor.advance(0)
+    assert transport.disconnecting and transport.value() == b""
+    assert got == [503]
+    assert stack._pending == {}
