@@ -92,12 +92,20 @@ def split_message(body: bytes, chunk_size: int) -> list[Chunk]:
     return chunks
 
 
-class Reassembly:
-    """The receive buffer of one message (RFC 4975 §7.3.1), bounded by ``limit`` octets."""
+#: Separate received pieces one message may have (see :class:`Reassembly`).
+MAX_FRAGMENTS = 256
 
-    def __init__(self, message_id: str, limit: int) -> None:
+
+class Reassembly:
+    """The receive buffer of one message (RFC 4975 §7.3.1), bounded by ``limit`` octets
+    and by ``max_fragments`` separate received pieces: every chunk is merged into the
+    sorted piece list, so a sender scattering tiny chunks with gaps would otherwise make
+    reassembly quadratic in its chunk count (413 beyond, like any other size limit)."""
+
+    def __init__(self, message_id: str, limit: int, max_fragments: int = MAX_FRAGMENTS) -> None:
         self.message_id = message_id
         self.limit = limit
+        self.max_fragments = max_fragments
         self.total: int | None = None
         self.content_type: str | None = None
         self._data = bytearray()
@@ -161,6 +169,17 @@ class Reassembly:
         return self.complete
 
     def _merge(self, start: int, end: int) -> None:
+        ranges = self._ranges
+        if not ranges or start > ranges[-1][1]:
+            # In order after a gap (or the first chunk): a new piece at the end.
+            if len(ranges) >= self.max_fragments:
+                raise MsrpLimitExceeded("message scattered into too many pieces")
+            ranges.append((start, end))
+            return
+        if start >= ranges[-1][0]:
+            # The usual case, in order: extend the last piece.
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], end))
+            return
         merged: list[tuple[int, int]] = []
         placed = False
         for lo, hi in self._ranges:
@@ -175,6 +194,8 @@ class Reassembly:
                 start, end = min(lo, start), max(hi, end)
         if not placed:
             merged.append((start, end))
+        if len(merged) > self.max_fragments:
+            raise MsrpLimitExceeded("message scattered into too many pieces")
         self._ranges = merged
 
     def body(self) -> bytes:

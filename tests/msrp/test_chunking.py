@@ -192,3 +192,25 @@ def test_errors_compare_by_value() -> None:
     assert MsrpLimitExceeded("x") != MsrpLimitExceeded("x", close_connection=True)
     assert MsrpLimitExceeded("x") != MsrpParseError("x", status=413)
     assert len({MsrpParseError("a"), MsrpParseError("a")}) == 1
+
+
+def test_reassembly_bounds_the_number_of_gaps() -> None:
+    """A sender that scatters tiny chunks with gaps between them is stopped with 413
+    once the message has ``max_fragments`` separate pieces: each chunk is merged into
+    the piece list, so an unbounded list would make reassembly quadratic in the number
+    of chunks (one peer stalling the reactor for everyone)."""
+    r = Reassembly("m1234", 1 << 20, max_fragments=8)
+    for i in range(8):
+        r.add(ByteRange(1 + 2 * i, 1 + 2 * i, None), b"x", Continuation.MORE)
+    with pytest.raises(MsrpLimitExceeded):
+        r.add(ByteRange(1 + 2 * 8, 1 + 2 * 8, None), b"x", Continuation.MORE)
+    # Filling gaps is always fine: it merges pieces.
+    r.add(ByteRange(2, 2, None), b"y", Continuation.MORE)
+
+
+def test_reassembly_default_fragment_bound() -> None:
+    """The connection's reassembly refuses a message scattered into more than 256 pieces."""
+    r = Reassembly("m1234", 1 << 20)
+    with pytest.raises(MsrpLimitExceeded):
+        for i in range(1000):
+            r.add(ByteRange(1 + 2 * i, 1 + 2 * i, None), b"x", Continuation.MORE)
