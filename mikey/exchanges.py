@@ -378,6 +378,13 @@ def _kms_identity(expected: str | None, got: str | None) -> bytes:
     return got.encode()
 
 
+def _check_initial_header(msg: Message) -> None:
+    """REQUEST_INIT / RESOLVE_INIT: "#CS MUST be set to '0' and the CS ID map type SHALL be
+    the 'Empty map'" (RFC 6043 §4.2.1.1, §4.2.3.1)."""
+    if not isinstance(msg.header.cs_map, EmptyMap) or msg.header.cs_map.cs_count != 0:
+        raise PolicyError("#CS must be 0 with the Empty map", ErrCode.UNSPECIFIED)
+
+
 # The granted flags our initiator needs (PROFILE §4): a TRANSFER_RESP is awaited (F), its
 # RANDRr and our RANDRi both enter the TEK (G, H; RFC 6043 §5.1.3, PROFILE §7), and neither
 # side needs ticket-type-specific processing (N, O). Key forking (I) is not supported.
@@ -513,6 +520,7 @@ def build_request_init(
 
 def _read_request_init(data: bytes) -> tuple[Message, RequestInit]:
     msg = prot.decode(data, DataType.REQUEST_INIT_PSK)
+    _check_initial_header(msg)
     suite = suite_for_prf(msg.header.prf)
     t, rand, idri, idrkms, tp, idrpsk, _v = prot.match(msg, _REQUEST_INIT_SPECS)
     tpol = tp[0]
@@ -984,6 +992,7 @@ def build_resolve_init(
 
 def _read_resolve_init(data: bytes) -> tuple[Message, ResolveInit]:
     msg = prot.decode(data, DataType.RESOLVE_INIT_PSK)
+    _check_initial_header(msg)
     suite = suite_for_prf(msg.header.prf)
     t, rand, idrr, idrkms, ticket, idrpsk, _v = prot.match(msg, _RESOLVE_INIT_SPECS)
     assert isinstance(t[0], Timestamp) and isinstance(rand[0], RandR)

@@ -315,3 +315,22 @@ def test_no_usable_validity_is_refused_with_err_15(kms: Kms, times: tuple[Timest
     with pytest.raises(Rejection) as info:
         ask(kms, _with_times(*times))
     assert (info.value.http_status, info.value.err_code) == (400, 15)
+
+
+def test_request_with_crypto_sessions_is_400_err_12(kms: Kms) -> None:
+    """#CS must be 0 in REQUEST_INIT (RFC 6043 §4.2.1.1): 400 with ERR 12 before any key use."""
+    body = bytearray(
+        mikey.build_request_init(
+            psk=KEYS[ALICE],
+            initiator=ALICE,
+            kms=KMS_ID,
+            responders=[BOB],
+            now=NOW,
+            csb_id=47,
+            rand=bytes(16),
+        )
+    )
+    body[8] = 1  # #CS (RFC 3830 §6.1); the Empty map has no map info to follow
+    with pytest.raises(Rejection) as info:
+        kms.engine.request(bytes(body), now=NOW)
+    assert (info.value.http_status, info.value.err_code) == (400, 12)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 import mikey
+from mikey import _protection
+from mikey.crypto import derive_message_keys
+from mikey.payloads import EmptyMap, GenericCs, GenericIdMap, Message, RandR
 
 from .conftest import ALICE, BOB, KMS, NOW, Run
 
@@ -108,3 +112,55 @@ def test_present_idrkms_must_name_the_kms(run128: Run) -> None:
         with pytest.raises(mikey.PolicyError) as info:
             verify(data, psk=PSK, now=NOW, kms=KMS)
         assert info.value.err_code == mikey.ErrCode.INVALID_ID
+
+
+def _resealed(data: bytes, cs_map: object, *, request: bool) -> bytes:
+    """*data* with another CS ID map, MACed again with the right key (so only the map is off)."""
+    msg = Message.decode(data)
+    msg = attrs.evolve(msg, header=attrs.evolve(msg.header, cs_map=cs_map))
+    rand = msg.payloads[1]
+    assert isinstance(rand, RandR)
+    keys = derive_message_keys(
+        PSK,
+        csb_id=msg.header.csb_id,
+        response=False,
+        rand_i=rand.rand if request else None,
+        rand_r=None if request else rand.rand,
+        suite=mikey.SUITE_128,
+    )
+    who = ALICE if request else BOB
+    return _protection.seal(msg, keys, mikey.SUITE_128, who.encode() + KMS.encode())
+
+
+@pytest.mark.parametrize(
+    "cs_map",
+    [EmptyMap(1), EmptyMap(255), GenericIdMap(()), GenericIdMap((GenericCs(1, 241),))],
+    ids=["empty-1", "empty-255", "generic-0", "generic-1"],
+)
+def test_initial_messages_need_no_cs_and_the_empty_map(run128: Run, cs_map: object) -> None:
+    """#CS must be 0 and the map the Empty map (§4.2.1.1, §4.2.3.1): PolicyError, ERR 12,
+    even when the MAC is right — for peek and verify alike."""
+    cases = (
+        (
+            mikey.peek_request_init,
+            mikey.verify_request_init,
+            _resealed(request_init(), cs_map, request=True),
+        ),
+        (
+            mikey.peek_resolve_init,
+            mikey.verify_resolve_init,
+            _resealed(resolve_init(run128), cs_map, request=False),
+        ),
+    )
+    for peek, verify, data in cases:
+        with pytest.raises(mikey.PolicyError) as peeked:
+            peek(data)
+        with pytest.raises(mikey.PolicyError) as verified:
+            verify(data, psk=PSK, now=NOW, kms=KMS)
+        assert peeked.value.err_code == verified.value.err_code == mikey.ErrCode.UNSPECIFIED
+
+
+def test_resealing_keeps_a_good_map_valid(run128: Run) -> None:
+    """The test's resealing alone does not break verification (the map is what matters)."""
+    data = _resealed(request_init(), EmptyMap(0), request=True)
+    assert mikey.verify_request_init(data, psk=PSK, now=NOW, kms=KMS).initiator == ALICE
