@@ -815,6 +815,8 @@ class UserAgent:
             incoming.respond(481, now=now)
             return
         _, invite = found
+        # §9.2: the To tag of the CANCEL's 200 SHOULD be that of the INVITE's response.
+        incoming.to_tag = invite.dialog.id.local_tag if invite.dialog else invite.to_tag
         incoming.respond(200, now=now, headers=[])
         if not invite.answered:
             invite.cancelled = True

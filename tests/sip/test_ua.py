@@ -513,3 +513,17 @@ def test_next_deadline_does_not_scan_every_transaction() -> None:
         assert deadline == 32.0  # the oldest MESSAGE's answer deadline (64*T1)
         costs.append(count)
     assert costs[1] < costs[0] * 2, costs
+
+
+def test_cancel_response_shares_the_to_tag_of_the_487() -> None:
+    """§9.2: the To tag of the 200 to a CANCEL and of the 487 to the INVITE SHOULD be
+    the same."""
+    net, _app, _server, client = pair(Recorder(answer=None))
+    out = client.invite("sip:room@127.0.0.1", from_="<sip:alice@example.net>", now=0.0, body=SDP)  # type: ignore[attr-defined]
+    net.pump()
+    out.cancel(net.now)
+    net.pump()
+    [(_, ok)] = net.sent("SIP/2.0 200")
+    [(_, terminated)] = net.sent("SIP/2.0 487")
+    ok_tag = parse_message(ok).to.tag
+    assert ok_tag is not None and ok_tag == parse_message(terminated).to.tag
