@@ -326,6 +326,7 @@ class MsrpConnection:
         # hot path): SEND body octets awaiting a 200 over every message (the window), and
         # the latest ``now`` seen, which keeps transaction deadlines in insertion order.
         self._in_flight_bytes = 0
+        self._queued_bytes = 0  # body octets of chunks not yet sent (max_send_queue)
         self._clock = float("-inf")
         self._armed: float | None = None
         self._closed = False
@@ -445,7 +446,8 @@ class MsrpConnection:
 
         Raises :class:`MsrpUnsupportedMediaType` if the peer did not list ``content_type``
         in its accept-types (RFC 4975 §8.6), :class:`MsrpLimitExceeded` above the peer's
-        ``a=max-size``, :class:`MsrpSessionUnknown` if the session is not bound here.
+        ``a=max-size`` or when ``max_send_queue`` octets already wait behind the send
+        window, :class:`MsrpSessionUnknown` if the session is not bound here.
 
         ``ValueError`` for a caller-chosen ``message_id`` that is not an ident or is
         already in flight.
@@ -469,6 +471,9 @@ class MsrpConnection:
             raise ValueError("a Message-ID must be an RFC 4975 ident")
         if mid in self._outgoing:
             raise ValueError("this Message-ID is already being sent")
+        if self._queued_bytes and self._queued_bytes + len(body) > self._config.max_send_queue:
+            raise MsrpLimitExceeded("send queue full: the peer is not acknowledging")
+        self._queued_bytes += len(body)
         chunks = split_message(body, self._config.chunk_size)
         self._outgoing[mid] = _Outgoing(
             params=params,
@@ -853,6 +858,7 @@ class MsrpConnection:
             if acked and in_flight and in_flight + len(message.chunks[0].body) > window:
                 return
             chunk = message.chunks.popleft()
+            self._queued_bytes -= len(chunk.body)
             request = self._chunk_request(message, chunk)
             message.next_start = chunk.byte_range.start + len(chunk.body)
             if acked:
@@ -871,6 +877,7 @@ class MsrpConnection:
         message = self._outgoing.pop(message_id, None)
         if message is not None:
             self._in_flight_bytes -= sum(message.in_flight.values())
+            self._queued_bytes -= sum(len(chunk.body) for chunk in message.chunks)
         return message
 
     def _send_request(
@@ -966,6 +973,7 @@ class MsrpConnection:
             out.append(MessageFailed(message.params.local_uri, mid, 408, "connection lost"))
         self._outgoing.clear()
         self._in_flight_bytes = 0
+        self._queued_bytes = 0
         self._send_queue.clear()
         self._partial.clear()
         for local, mid in list(self._incoming):
