@@ -28,6 +28,8 @@ from mikey import (
     read_request_resp,
     read_resolve_resp,
 )
+from mikey.crypto import suite_for_prf
+from mikey.payloads import Ticket
 
 from ._errors import KmsProtocolError, KmsRejected
 from ._http import MIKEY_CONTENT_TYPE, HttpAnswer, RetryPolicy, Scheduler, post_with_retries, run
@@ -107,8 +109,8 @@ class KmsClient:
         return f"<KmsClient {self._request_url.rsplit('/', 1)[0]} as {self.kms_identity}>"
 
     # PROFILE.md section 2: RANDs of 16 bytes, or as long as the longest key in play.
-    def _rand(self) -> bytes:
-        return self._random(max(16, self._suite.key_len))
+    def _rand(self, *also: Suite) -> bytes:
+        return self._random(max(16, self._suite.key_len, *(s.key_len for s in also)))
 
     def _csb_id(self) -> int:
         return int.from_bytes(self._random(4), "big")
@@ -169,9 +171,12 @@ class KmsClient:
         """Ask the KMS for the keys of *ticket*, as *responder* (RFC 6043 section 4.2.3).
 
         *ticket* is the TICKET payload value from TRANSFER_INIT, unchanged. *rand_r* is
-        drawn from the random source when not given; the result carries it.
+        drawn from the random source when not given; the result carries it. The same
+        RANDRr goes into the TRANSFER_RESP, so it is as long as the longest key of both
+        exchanges (PROFILE.md section 2, RFC 6043 section 12.1): this account's suite and
+        the ticket's, which its TP PRF Func tells (32 bytes with the 256-bit suite).
         """
-        rand = self._rand() if rand_r is None else rand_r
+        rand = self._rand(*_ticket_suite(ticket)) if rand_r is None else rand_r
         sent: list[bytes] = []
 
         def make_body() -> bytes:
@@ -233,6 +238,15 @@ class KmsClient:
                 on_answer=on_answer,
             )
         )
+
+
+def _ticket_suite(ticket: bytes) -> tuple[Suite, ...]:
+    """The suite the ticket's policy names, if it decodes and names one we know; a ticket
+    that does not decode is refused by build_resolve_init just after."""
+    try:
+        return (suite_for_prf(Ticket.decode_value(ticket).policy.prf),)
+    except MikeyError:
+        return ()
 
 
 def _check_answer(answer: HttpAnswer) -> None:
