@@ -96,6 +96,9 @@ def test_invite_and_bye_over_tls(tmp_path: Path) -> Any:
         resp = yield got
         assert resp.status == 200 and resp.body == ANSWER_SDP
         assert out.dialog is not None
+        # Both ends saw the handshake complete: no handshake timer left to abort them.
+        protos = [*server._connections.values(), *client._connections.values()]
+        assert len(protos) == 2 and all(p._handshake is None for p in protos)
         bye: defer.Deferred[Response] = defer.Deferred()
         bye.addTimeout(10, reactor)
         client.ua.bye(out.dialog, client.now(), final(bye))
