@@ -125,6 +125,8 @@ async def test_half_open_flood_on_sip_and_leg_ports(dep: Deployment) -> None:
             joined = False  # a flooded leg port may have taken carol's one connection
         await chat_works(bob, alice, "still during the flood")
         await wait_for(lambda: focus_fds(dep) <= baseline + 1 + int(joined), timeout=10)
+        twistd_log = (dep.dir / "twistd.log").read_text(errors="replace")
+        assert "closing idle SIP connection" in twistd_log, "no log line says why"
     finally:
         for s in flood:
             s.close()
