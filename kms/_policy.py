@@ -24,6 +24,10 @@ one PROFILE.md section 4 describes, whatever flags were asked for:
   missing (open-ended, section 6.10) or later is granted as that maximum rather than
   refused (section 4.2.1.4: "possibly with a modified Ticket Policy"); TRs and TRe are
   granted as NTP-UTC (the TS type PROFILE.md section 4 uses and the resolve reads);
+- exactly one IDRi, the initiator the request authenticated (and whose key may act as
+  it): "IDRi contains the identity of the peer that requested or created the ticket"
+  (section 6.10, and section 4.2.1.1: it "SHOULD be included in the granted Ticket
+  Policy"), so a requester cannot have a ticket name someone else as its initiator;
 - K set whenever the granted policy differs from the desired one (section 6.10: "the KMS
   changed the desired Ticket Policy or the desired KEMAC"); the requested K is ignored.
 
@@ -40,6 +44,7 @@ from mikey.ntp import from_ntp64, to_ntp64
 from mikey.payloads import (
     Idr,
     IdRole,
+    IdType,
     Kemac,
     KeyType,
     Payload,
@@ -49,10 +54,12 @@ from mikey.payloads import (
     decode_key_data,
 )
 
+from ._errors import KmsError
+
 __all__ = ["GRANTED_FLAGS", "NoUsableGrant", "grant_policy"]
 
 
-class NoUsableGrant(ValueError):
+class NoUsableGrant(KmsError):
     """No ticket this KMS issues can serve the request (the engine answers ERR 15)."""
 
 
@@ -99,8 +106,12 @@ def _as_ntp_utc(tr: TimestampR) -> TimestampR:
     raise NoUsableGrant(f"validity time in TS type {tr.ts_type}, not an NTP type")
 
 
+def _is_idr(p: Payload, *roles: IdRole) -> bool:
+    return isinstance(p, Idr) and p.role in roles
+
+
 def _leading_idr(p: Payload) -> bool:
-    return isinstance(p, Idr) and p.role in (IdRole.KMS, IdRole.INITIATOR)
+    return _is_idr(p, IdRole.KMS, IdRole.INITIATOR)
 
 
 def _time(payloads: tuple[Payload, ...], role: TsRole) -> TimestampR | None:
@@ -138,6 +149,16 @@ def _granted_times(
     return (*rest[:cut], *times, *rest[cut:])
 
 
+def _granted_initiator(payloads: tuple[Payload, ...], initiator: str) -> tuple[Payload, ...]:
+    """TP Data with one IDRi, the authenticated requester, after any IDRkms (section 6.10)."""
+    idri = Idr(IdRole.INITIATOR, IdType.URI, initiator.encode("utf-8"))
+    rest = [p for p in payloads if not _is_idr(p, IdRole.INITIATOR)]
+    cut = 0
+    while cut < len(rest) and _is_idr(rest[cut], IdRole.KMS):
+        cut += 1
+    return (*rest[:cut], idri, *rest[cut:])
+
+
 def grant_policy(init: RequestInit, *, now: float, max_lifetime: float) -> TicketPolicy:
     """The policy to seal into the ticket answering the verified request *init*.
 
@@ -148,7 +169,11 @@ def grant_policy(init: RequestInit, *, now: float, max_lifetime: float) -> Ticke
     desired = _without_kemac(init.ticket_policy)
     granted = attrs.evolve(
         desired,
-        payloads=_granted_times(desired.payloads, now=now, max_lifetime=max_lifetime),
+        payloads=_granted_times(
+            _granted_initiator(desired.payloads, init.initiator),
+            now=now,
+            max_lifetime=max_lifetime,
+        ),
         ticket_type=BASE_TICKET_TYPE[0],
         subtype=BASE_TICKET_TYPE[1],
         version=BASE_TICKET_TYPE[2],

@@ -11,6 +11,9 @@ import mikey
 from kms import Rejection
 from mikey.ntp import from_ntp64, to_ntp32, to_ntp64
 from mikey.payloads import (
+    Idr,
+    IdRole,
+    IdType,
     Kemac,
     KeyData,
     KeyType,
@@ -334,3 +337,26 @@ def test_request_with_crypto_sessions_is_400_err_12(kms: Kms) -> None:
     with pytest.raises(Rejection) as info:
         kms.engine.request(bytes(body), now=NOW)
     assert (info.value.http_status, info.value.err_code) == (400, 12)
+
+
+# --- IDRi: the authenticated requester, nobody else -----------------------------------------
+
+
+def _idri(tp: TicketPolicy) -> tuple[bytes, ...]:
+    return tp.identities(IdRole.INITIATOR)
+
+
+@pytest.mark.parametrize(
+    "initiators",
+    [(BOB,), (), (ALICE, BOB), ("sip:ALICE@example.net",)],
+    ids=["other", "none", "two", "other-user-case"],
+)
+def test_granted_idri_is_the_authenticated_requester(kms: Kms, initiators: tuple[str]) -> None:
+    """Whatever IDRi the desired TP names, the grant names exactly the requester, K=1."""
+    tp = desired()
+    rest = tuple(p for p in tp.payloads if not (isinstance(p, Idr) and p.role == IdRole.INITIATOR))
+    others = tuple(Idr(IdRole.INITIATOR, IdType.URI, i.encode()) for i in initiators)
+    got = ask(kms, attrs.evolve(tp, payloads=(*others, *rest)))
+    assert _idri(got) == (ALICE.encode(),)
+    assert isinstance(got.payloads[0], Idr) and got.payloads[0].role == IdRole.INITIATOR
+    assert got.flags == mikey.PROFILE_FLAGS | K
