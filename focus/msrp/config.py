@@ -48,7 +48,7 @@ class MsrpConfig:
     #: outgoing SEND body octets awaiting a response before we pause a message.
     send_window: int = attrs.field(default=64 * 1024, validator=_positive)
     #: message octets accepted by ``send_message`` but not yet sent (behind the window);
-    #: beyond, ``send_message`` raises 413: a peer that never answers cannot make us
+    #: beyond, the connection fails (413): a peer that never answers cannot make us
     #: queue a busy room's messages for ever.
     max_send_queue: int = attrs.field(default=1024 * 1024, validator=_positive)
     #: bytes of randomness in a transaction id or Message-ID (RFC 4975 §7.1: ≥ 64 bits).

@@ -446,8 +446,11 @@ class MsrpConnection:
 
         Raises :class:`MsrpUnsupportedMediaType` if the peer did not list ``content_type``
         in its accept-types (RFC 4975 §8.6), :class:`MsrpLimitExceeded` above the peer's
-        ``a=max-size`` or when ``max_send_queue`` octets already wait behind the send
-        window, :class:`MsrpSessionUnknown` if the session is not bound here.
+        ``a=max-size``, :class:`MsrpSessionUnknown` if the session is not bound here.
+
+        When ``max_send_queue`` octets already wait behind the send window, the peer is
+        not keeping up: the connection fails (``CloseConnection`` with 413, every
+        pending message fails, this one too) instead of queueing without bound.
 
         ``ValueError`` for a caller-chosen ``message_id`` that is not an ident or is
         already in flight.
@@ -472,7 +475,15 @@ class MsrpConnection:
         if mid in self._outgoing:
             raise ValueError("this Message-ID is already being sent")
         if self._queued_bytes and self._queued_bytes + len(body) > self._config.max_send_queue:
-            raise MsrpLimitExceeded("send queue full: the peer is not acknowledging")
+            # The peer reads so slowly, or answers so rarely, that a whole queue waits
+            # behind the window: end this connection (the others go on) rather than drop
+            # its messages silently or hold them for ever.
+            overflow: list[Command] = []
+            self._fail_connection(
+                MsrpLimitExceeded("send queue full: the peer is not acknowledging"), overflow
+            )
+            overflow.append(MessageFailed(local_uri, mid, 413, "send queue full"))
+            return mid, self._finish(overflow)
         self._queued_bytes += len(body)
         chunks = split_message(body, self._config.chunk_size)
         self._outgoing[mid] = _Outgoing(

@@ -830,14 +830,16 @@ def test_sending_again_does_not_reformat_paths_or_reparse_types() -> None:
 def test_send_queue_is_bounded_when_the_peer_does_not_acknowledge() -> None:
     """Messages waiting behind a full send window are bounded by ``max_send_queue``: a
     peer that reads but never answers 200 cannot make the focus hold every message of a
-    busy room (send_message raises 413, the relay reports and drops that delivery)."""
+    busy room; past the bound its connection fails (413) and every pending message is
+    reported failed, so the leg ends and the others go on."""
     conn, out = alice(MsrpConfig(send_window=1000, max_send_queue=2000))
     conn.receive_data(answer(sent(out)[0]), 0.0)
     for _ in range(10 + 20):  # 10 in flight (window), 20 queued (2000 octets)
-        conn.send_message(ALICE, "text/plain", b"x" * 100, 1.0)
-    with pytest.raises(MsrpLimitExceeded):
-        conn.send_message(ALICE, "text/plain", b"x" * 100, 1.0)
-    # Once the peer answers, the queue drains and room comes back.
-    out = conn.handle_timeout(31.0)  # the unanswered chunks time out (408)
-    assert len(events(out, MessageFailed)) == 10
-    conn.send_message(ALICE, "text/plain", b"x" * 100, 32.0)
+        _mid, out = conn.send_message(ALICE, "text/plain", b"x" * 100, 1.0)
+        assert not events(out, CloseConnection)
+    mid, out = conn.send_message(ALICE, "text/plain", b"x" * 100, 1.0)
+    (close,) = events(out, CloseConnection)
+    assert close.error.status == 413
+    failed = events(out, MessageFailed)
+    assert len(failed) == 31 and failed[-1].message_id == mid
+    assert conn.closed
