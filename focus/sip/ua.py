@@ -452,19 +452,26 @@ class UserAgent:
         try:
             fired: set[tuple[str, Hashable]] = set()
             again: list[tuple[float, int, tuple[str, Hashable]]] = []
-            while self._timers and self._timers[0][0] <= now:
-                entry = heapq.heappop(self._timers)
-                ref = entry[2]
-                if self._scheduled.get(ref) != entry[0]:
-                    continue  # stale
-                if ref in fired:
-                    again.append(entry)
-                    continue
-                fired.add(ref)
-                self._fire(ref, now)
-                self._reschedule(*ref)
-            for entry in again:
-                heapq.heappush(self._timers, entry)
+            try:
+                while self._timers and self._timers[0][0] <= now:
+                    entry = heapq.heappop(self._timers)
+                    ref = entry[2]
+                    if self._scheduled.get(ref) != entry[0]:
+                        continue  # stale
+                    if ref in fired:
+                        again.append(entry)
+                        continue
+                    fired.add(ref)
+                    try:
+                        self._fire(ref, now)
+                    finally:
+                        # Its heap entry is gone: record it afresh even if unchanged, and
+                        # even if the application raised, so that no deadline is lost.
+                        self._scheduled.pop(ref, None)
+                        self._reschedule(*ref)
+            finally:
+                for entry in again:
+                    heapq.heappush(self._timers, entry)
         finally:
             self._leave()
 

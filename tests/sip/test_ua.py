@@ -527,3 +527,27 @@ def test_cancel_response_shares_the_to_tag_of_the_487() -> None:
     [(_, terminated)] = net.sent("SIP/2.0 487")
     ok_tag = parse_message(ok).to.tag
     assert ok_tag is not None and ok_tag == parse_message(terminated).to.tag
+
+
+def test_a_raising_handler_does_not_lose_other_timers() -> None:
+    """An application error during a timer tick propagates (the adapter logs it) but no
+    deadline is lost: the server transaction re-armed in that tick still ends, and the
+    next tick still fires the other transactions."""
+    import pytest
+
+    net = Net()
+    client = net.add("127.0.0.2", 5062, Recorder())
+
+    def boom(out: object, resp: object) -> None:
+        raise RuntimeError("application bug")
+
+    for i in range(2):
+        req = client.new_request("OPTIONS", f"sip:127.0.0.{5 + i}", from_="<sip:a@b.c>")
+        client.send_request(req, 0.0, boom)
+    client.drain()
+    with pytest.raises(RuntimeError):
+        client.on_timer(100.0)  # both time out (Timer F); the first handler raises
+    with pytest.raises(RuntimeError):
+        client.on_timer(100.0)  # the second one is still due and fires now
+    assert client.next_deadline() is None
+    assert not client._client  # type: ignore[attr-defined]
