@@ -318,6 +318,20 @@ def check_transfer_init(
     named = ti.ticket_policy.identities(IdRole.RESPONDER)
     if not any(same_identity(_text(r), room_uri) for r in named):
         raise KeyingError("the ticket does not name this room", err_code=ErrCode.INVALID_ID)
+    # The ticket's own IDRi is the requester the KMS authenticated (RFC 6043 §6.10: the
+    # granted policy; our KMS writes exactly that identity). Any responder of the same
+    # ticket knows MPKi after resolving it and could MAC a TRANSFER_INIT claiming another
+    # IDRi; requiring the claimed IDRi to be the ticket's closes that. A ticket policy
+    # without IDRi (allowed by §6.10) leaves the MAC and the SIP identity check.
+    ticket_initiators = ti.ticket_policy.identities(IdRole.INITIATOR)
+    if ticket_initiators and not any(
+        same_identity(_text(i), ti.initiator) for i in ticket_initiators
+    ):
+        raise KeyingError(
+            "the TRANSFER_INIT initiator is not the ticket's initiator",
+            sip_status=403,
+            err_code=ErrCode.INVALID_ID,
+        )
     try:
         check_transfer_init_profile(
             ti, responder=None, tls_prot_type=settings.tls_prot_type, now=now

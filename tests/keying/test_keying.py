@@ -251,6 +251,20 @@ def test_initiator_other_than_the_caller_is_403() -> None:
     assert info.value.sip_status == 403
 
 
+def test_transfer_init_claiming_another_initiator_than_the_ticket_is_403() -> None:
+    """A responder of a ticket knows MPKi once it resolved it, so it could MAC a
+    TRANSFER_INIT claiming someone else; the claimed IDRi must be the ticket's IDRi
+    (the requester the KMS authenticated, RFC 6043 §6.10), else 403 before the KMS."""
+    mallory = "sip:mallory@example.net"
+    grant = make_grant(initiator=mallory, responders=(ROOM, mallory))
+    forged = transfer_init(grant, initiator=ALICE)
+    with pytest.raises(KeyingError) as info:
+        _check(forged)
+    assert info.value.sip_status == 403
+    assert "initiator" in info.value.reason
+    assert _check(transfer_init(grant, initiator=mallory)).claimed_initiator == mallory
+
+
 def test_caller_compared_per_rfc3261() -> None:
     """Host case and parameters do not matter; the user part's case does."""
     grant = make_grant()
