@@ -479,7 +479,12 @@ def start_initiator(
             sdp_ids=sdp_ids,
             tls_prot_type=settings.tls_prot_type,
         )
-    except (MikeyError, ValueError) as exc:
+    except MikeyError as exc:
+        # Keep mikey's own ERR (e.g. 1 for a ticket outside its validity) for the log.
+        raise KeyingError(
+            f"cannot build a TRANSFER_INIT from the ticket: {exc}", err_code=exc.err_code
+        ) from exc
+    except ValueError as exc:
         raise KeyingError(
             "cannot build a TRANSFER_INIT from the ticket", err_code=ErrCode.UNSPECIFIED
         ) from exc
