@@ -59,13 +59,6 @@ async def test_participant_vanishes_mid_message_with_a_reset(dep: Deployment) ->
     await leave_all(alice, bob, carol)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="focus.msrp.MsrpConnection keeps every message it cannot send yet (send_window "
-    "reached, no 200 from a peer that does not read) in its own unbounded _outgoing/"
-    "_send_queue, so the leg's max_queued_bytes never overflows and the focus's memory "
-    "grows with everything the room says until 30 s transaction timeouts fail them",
-)
 @pytest_twisted.ensureDeferred
 async def test_participant_that_never_reads(dep: Deployment) -> None:
     """A participant stops reading: the focus ends that leg alone once what it holds for
