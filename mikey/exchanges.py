@@ -689,7 +689,8 @@ def build_transfer_init(
 
     RFC 6043 §4.2.1.6 (check the granted policy before using the ticket): ``now`` must lie
     within the ticket's TRs..TRe (TimestampError, ERR 1), as the responder will check
-    (``check_transfer_init_profile``). The flags were checked by ``read_request_resp``.
+    (``check_transfer_init_profile``), and ``responder`` must be one of the ticket's IDRr,
+    byte for byte (PolicyError, ERR 7). The flags were checked by ``read_request_resp``.
     """
     _check_rand(rand)
     suite = grant.suite
@@ -700,6 +701,11 @@ def build_transfer_init(
     trs = ticket.policy.time(TsRole.VALID_FROM)
     if trs is not None and now < prot.seconds(trs):
         raise TimestampError("ticket not yet valid (TRs)")
+    # RFC 6043 §4.2.1.6: the granted policy names the responders the ticket is for; a
+    # transfer to anyone else would only fail later, at the responder's KMS.
+    named = ticket.policy.identities(IdRole.RESPONDER)
+    if named and responder.encode("utf-8") not in named:
+        raise PolicyError("the ticket does not name the responder", err_code=ErrCode.INVALID_ID)
     cs_map = GenericIdMap(
         tuple(GenericCs(cs_id, tls_prot_type, False, (), b"", grant.spi) for cs_id in cs_ids)
     )

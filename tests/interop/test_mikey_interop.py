@@ -330,15 +330,6 @@ def test_our_initiator_refuses_grants_the_profile_cannot_use(env, granted):
         our_grant(env)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mikey.build_transfer_init builds a TRANSFER_INIT for a responder the granted "
-    "ticket does not name (RFC 6043 §4.2.1.6 MUST check the granted policy; the resolve "
-    "will fail at the KMS later); it should raise PolicyError. Not fixed in mikey yet: "
-    "tests/keying/_tickets.py uses build_transfer_init to fabricate exactly such messages "
-    "for the focus's responder checks and must change first. Mitigated in the "
-    "application: focus.keying.start_initiator checks grant.responders first",
-)
 def test_our_initiator_refuses_transfer_to_responder_not_in_ticket(env):
     """A TRANSFER_INIT to Bob is refused when the KMS granted the ticket for Eve only."""
     env["kms"].grant_responders = (b"sip:eve@example.net",)

@@ -8,7 +8,7 @@ import attrs
 import mikey
 from mikey import _protection
 from mikey.crypto import derive_message_keys
-from mikey.payloads import GeneralExtension, Message
+from mikey.payloads import GeneralExtension, Idr, IdRole, Message
 
 ALICE = "sip:alice@example.net"
 ROOM = "sip:lobby@conf.example.net"
@@ -85,14 +85,44 @@ def transfer_init(
     rand: bytes | None = None,
     **more: object,
 ) -> bytes:
-    return mikey.build_transfer_init(
+    """A TRANSFER_INIT from ``initiator`` to ``responder``, MAC'd with the grant's MPKi.
+
+    mikey refuses to address a responder the ticket does not name (RFC 6043 §4.2.1.6); the
+    focus's own refusal of such messages is under test here, so for those this builds the
+    message for a named responder, then swaps IDRr and seals it again, as a forger would.
+    """
+    named = grant.ticket_policy.identities(IdRole.RESPONDER)
+    addressed = responder if responder.encode() in named else named[0].decode()
+    data = mikey.build_transfer_init(
         grant=grant,
         initiator=initiator,
-        responder=responder,
+        responder=addressed,
         now=now,
         csb_id=0xCAFEBABE,
         rand=rand if rand is not None else bytes(range(grant.suite.rand_len)),
         **more,  # type: ignore[arg-type]
+    )
+    if addressed == responder:
+        return data
+    msg = Message.decode(data)
+    payloads = tuple(
+        Idr(IdRole.RESPONDER, p.id_type, responder.encode())
+        if isinstance(p, Idr) and p.role == IdRole.RESPONDER
+        else p
+        for p in msg.payloads
+    )
+    ti = mikey.peek_transfer_init(data)
+    keys = derive_message_keys(
+        grant.mpki,
+        csb_id=ti.csb_id,
+        response=False,
+        rand_i=ti.rand_i,
+        rand_r=None,
+        suite=grant.suite,
+    )
+    sealed_for = initiator.encode() + responder.encode()
+    return _protection.seal(
+        attrs.evolve(msg, payloads=payloads), keys, grant.suite, sealed_for, exclude=True
     )
 
 
