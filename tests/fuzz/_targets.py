@@ -149,20 +149,22 @@ def msrp_frames(data: bytes) -> None:
                 out.extend(parser.feed(piece))
             except MsrpError as exc:
                 return out, repr(exc)
+            if parser.error is not None:
+                # Frames completed before the breakage come back; the error waits in
+                # ``error`` for the next call (FrameParser.feed docstring).
+                return out, repr(parser.error)
         return out, None
 
     whole = run([data])
     split = run(_splits(data, len(data)))
     # BadFrame holds an exception, and exceptions compare by identity: compare reprs.
-    # Only the frames and an error both runs reached must agree: the parser rejects
-    # garbage at the start of a *feed* early (parser.py "fail early on garbage"), so
-    # bytes after a complete frame may fail sooner when they arrive in a read of their
-    # own than when they trail that frame in one read (reported to the MSRP owners).
-    assert repr(split[0]) == repr(whole[0]), "split input gave other frames"
-    if split[1] is not None and whole[1] is not None:
-        assert split[1] == whole[1], "split input failed differently"
+    assert repr(split) == repr(whole), "split input parsed differently"
     for item in whole[0]:
         if isinstance(item, Request | Response):
+            if any("\r" in v or "\n" in v for _n, v in item.headers):
+                # Known: the parser accepts a bare CR/LF inside a header value, which
+                # encode() then refuses (test_known_issues.py, strict xfail).
+                continue
             item.encode()
 
 

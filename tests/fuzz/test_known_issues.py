@@ -1,0 +1,38 @@
+"""Bugs the fuzzers found that belong to other packages, kept as strict xfails: each test
+states the behaviour the RFC asks for, fails today, and turns into an XPASS (a failure,
+``strict=True``) as soon as the owning package is fixed, so it gets promoted."""
+
+from __future__ import annotations
+
+import pytest
+
+from focus.msrp import BadFrame, FrameParser, Request
+
+# Found by bench/fuzz/fuzz_msrp_frames.py in 4 s (a mutated RFC 4975 §7.1 example).
+FRAME = (
+    b"MSRP a1b2c3d4 SEND\r\n"
+    b"To-Path: msrp://b.example.com:8888/s1;tcp\r\n"
+    b"From-Path: msrp://a.example.com:7777/s2;tcp\r\n"
+    b"Message-ID: m1m1\r\n"
+    b"Byte-Range: 1-2/2\r\n"
+    b"X-Y: a%sb\r\n"
+    b"Content-Type: text/plain\r\n"
+    b"\r\n"
+    b"hi\r\n"
+    b"-------a1b2c3d4$\r\n"
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="focus.msrp.parser accepts a bare CR or LF inside a header value; "
+    "Request.encode() then raises (parse accepts what encode refuses)",
+)
+@pytest.mark.parametrize("control", [b"\r", b"\n"], ids=["CR", "LF"])
+def test_header_value_with_a_bare_line_break_is_a_bad_frame(control: bytes) -> None:
+    """A header value may not contain CR or LF (RFC 4975 §9: hval = utf8text, which is
+    HTAB / %x20-7E / UTF8-NONASCII), so such a frame is a 400 BadFrame, never a Request
+    that cannot be encoded again."""
+    (item,) = FrameParser().feed(FRAME % control)
+    assert isinstance(item, BadFrame), item
+    assert not isinstance(item, Request)
