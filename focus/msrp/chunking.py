@@ -81,6 +81,11 @@ def split_message(body: bytes, chunk_size: int) -> list[Chunk]:
     total = len(body)
     if total == 0:
         return [Chunk(ByteRange(1, 0, 0), b"", Continuation.COMPLETE)]
+    if total <= chunk_size:
+        # One chunk: the body itself, not a copy (a relayed message goes to every
+        # recipient; its bytes are shared, never duplicated per copy).
+        range_end = None if total > INTERRUPTIBLE_THRESHOLD else total
+        return [Chunk(ByteRange(1, range_end, total), body, Continuation.COMPLETE)]
     view = memoryview(body)
     chunks = []
     for offset in range(0, total, chunk_size):

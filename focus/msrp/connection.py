@@ -50,7 +50,15 @@ from collections.abc import Hashable, Iterable
 
 import attrs
 
-from .chunking import Chunk, RandomSource, Reassembly, new_ident, pick_transaction_id, split_message
+from .chunking import (
+    INTERRUPTIBLE_THRESHOLD,
+    Chunk,
+    RandomSource,
+    Reassembly,
+    new_ident,
+    pick_transaction_id,
+    split_message,
+)
 from .config import MsrpConfig
 from .errors import (
     MsrpError,
@@ -73,7 +81,7 @@ from .frame import (
 from .media import accepts
 from .parser import BadFrame, FrameParser
 from .session import SessionParams, SessionRegistry
-from .uri import MsrpUri
+from .uri import MsrpUri, format_path
 
 __all__ = [
     "ArmTimer",
@@ -255,6 +263,8 @@ class _Outgoing:
     in_flight: dict[str, int] = attrs.Factory(dict)  # transaction id -> body octets
     next_start: int = 1
     total: int = 0
+    #: the report and extension header lines of every chunk, encoded once per message
+    extra: str = ""
 
 
 @attrs.define
@@ -278,6 +288,58 @@ class _Awaiting:
     request: Request
     message_id: str | None
     total: int | None
+
+
+_ACCEPT_CACHE_SIZE = 64
+_FLAG_BYTES = {flag: flag.value.encode("ascii") + b"\r\n" for flag in Continuation}
+
+
+def _check_line_value(value: str) -> None:
+    # Header values are utf8text (RFC 4975 §9): no CR/LF may slip into a header line.
+    if "\r" in value or "\n" in value:
+        raise MsrpParseError("header value contains CR or LF")
+
+
+def _extra_lines(
+    success_report: bool, failure_report: FailureReport, headers: tuple[Header, ...]
+) -> str:
+    """Success-Report, Failure-Report and extension header lines of a SEND, in the
+    order ``Request.encode`` writes them (absent report headers mean no/yes, §7.1.1)."""
+    lines = []
+    if success_report:
+        lines.append("Success-Report: yes\r\n")
+    if failure_report is not FailureReport.YES:
+        lines.append(f"Failure-Report: {failure_report.value}\r\n")
+    for name, value in headers:
+        _check_line_value(value)
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines)
+
+
+def _single_range(total: int) -> str:
+    """The Byte-Range of a one-chunk message (``*`` end above 2048 octets, §7.1.1)."""
+    return f"1-{'*' if total > INTERRUPTIBLE_THRESHOLD else total}/{total}"
+
+
+def _encode_send(
+    tid: str,
+    path_lines: str,
+    message_id: str,
+    *,
+    byte_range: str,
+    extra: str,
+    content_type: str | None,
+    body: bytes,
+    flag: bytes,
+) -> bytes:
+    """A SEND chunk with a body, as ``Request.encode`` writes it (RFC 4975 §7.1): one
+    f-string for the header block and one join; the body is not copied before it."""
+    ct = "" if content_type is None else f"Content-Type: {content_type}\r\n"
+    head = (
+        f"MSRP {tid} SEND\r\n{path_lines}Message-ID: {message_id}\r\n"
+        f"Byte-Range: {byte_range}\r\n{extra}{ct}\r\n"
+    )
+    return b"".join((head.encode("utf-8"), body, b"\r\n-------", tid.encode("ascii"), flag))
 
 
 class MsrpConnection:
@@ -330,6 +392,13 @@ class MsrpConnection:
         self._clock = float("-inf")
         self._armed: float | None = None
         self._closed = False
+        # Per bound session, its To-Path and From-Path header lines as sent by us: they
+        # are the same on every request of the session (RFC 4975 §7.1), and formatting
+        # two paths per relayed copy was a large part of the relay's cost.
+        self._path_lines: dict[MsrpUri, str] = {}
+        # (local_uri, content type) -> whether the peer's accept-types allow it (§8.6);
+        # a room relays the same one or two types all day.  Bounded by clearing.
+        self._peer_accepts: dict[tuple[MsrpUri, str], bool] = {}
 
     # -- introspection -------------------------------------------------------------------
 
@@ -460,7 +529,15 @@ class MsrpConnection:
         2048 octets for them; in memory, a whole chunk is the interruption unit).
         """
         params = self._session(local_uri)
-        if not accepts(params.peer_accept_types, content_type):
+        accept_key = (local_uri, content_type)
+        accepted = self._peer_accepts.get(accept_key)
+        if accepted is None:
+            _check_line_value(content_type)
+            accepted = accepts(params.peer_accept_types, content_type)
+            if len(self._peer_accepts) >= _ACCEPT_CACHE_SIZE:
+                self._peer_accepts.clear()
+            self._peer_accepts[accept_key] = accepted
+        if not accepted:
             raise MsrpUnsupportedMediaType("the peer does not accept this media type")
         if params.peer_max_size is not None and len(body) > params.peer_max_size:
             # a=max-size is a hint the sender SHOULD respect (RFC 4975 §8.6).
@@ -484,23 +561,54 @@ class MsrpConnection:
             )
             overflow.append(MessageFailed(local_uri, mid, 413, "send queue full"))
             return mid, self._finish(overflow)
-        self._queued_bytes += len(body)
-        chunks = split_message(body, self._config.chunk_size)
+        headers = tuple(headers)
+        extra = _extra_lines(success_report, failure_report, headers)
+        self._sent[(local_uri, mid)] = None
+        if len(self._sent) > self._config.max_sent_remembered:
+            self._sent.popitem(last=False)
+        out: list[Command] = []
+        total = len(body)
+        if (
+            failure_report is not FailureReport.YES
+            and not self._send_queue
+            and total <= self._config.chunk_size
+        ):
+            # The relay's hot path: one chunk, no 200 to wait for (RFC 4975 §7.1.2,
+            # Failure-Report partial/no), nothing queued ahead of it: encode and send
+            # now, without the queue and window bookkeeping.  Same bytes as the
+            # general path (tests compare them).
+            tid = pick_transaction_id(body, self._random, self._config.id_random_bytes)
+            out.append(
+                SendBytes(
+                    _encode_send(
+                        tid,
+                        self._path_lines_of(params),
+                        mid,
+                        byte_range=_single_range(total),
+                        extra=extra,
+                        content_type=content_type,
+                        body=body,
+                        flag=_FLAG_BYTES[Continuation.COMPLETE],
+                    )
+                )
+            )
+            if failure_report is FailureReport.PARTIAL:
+                self._remember_partial(tid, _Transaction(local_uri, "SEND", mid, None))
+            out.append(MessageSent(local_uri, mid))
+            return mid, self._finish(out)
+        self._queued_bytes += total
         self._outgoing[mid] = _Outgoing(
             params=params,
             message_id=mid,
             content_type=content_type,
-            headers=tuple(headers),
+            headers=headers,
             success_report=success_report,
             failure_report=failure_report,
-            chunks=deque(chunks),
-            total=len(body),
+            chunks=deque(split_message(body, self._config.chunk_size)),
+            total=total,
+            extra=extra,
         )
         self._send_queue.append(mid)
-        self._sent[(local_uri, mid)] = None
-        while len(self._sent) > self._config.max_sent_remembered:
-            self._sent.popitem(last=False)
-        out: list[Command] = []
         self._pump(now, out)
         return mid, self._finish(out)
 
@@ -511,11 +619,10 @@ class MsrpConnection:
         if message is None:
             return out
         if message.chunks:
-            request = self._chunk_request(
-                message,
-                Chunk(ByteRange(message.next_start, None, message.total), b"", Continuation.ABORT),
-            )
-            out.append(SendBytes(request.encode()))
+            rest = ByteRange(message.next_start, None, message.total)
+            chunk = Chunk(rest, b"", Continuation.ABORT)
+            tid = pick_transaction_id(chunk.body, self._random, self._config.id_random_bytes)
+            out.append(SendBytes(self._encode_chunk(message, chunk, tid)))
         self._stop_message(message.params.local_uri, message_id, 0, "aborted", out)
         return self._finish(out)
 
@@ -639,6 +746,7 @@ class MsrpConnection:
             raise MsrpSessionUnknown("session not expected on this connection")
         params = self._registry.bind(local_uri, self._id)
         self._sessions[local_uri] = params
+        self._path_lines.pop(local_uri, None)
         out.append(SessionBound(local_uri))
         return params
 
@@ -836,24 +944,33 @@ class MsrpConnection:
             self._failed.popitem(last=False)
         out.append(MessageFailed(local_uri, message_id, code, comment))
 
-    def _chunk_request(self, message: _Outgoing, chunk: Chunk) -> Request:
-        tid = pick_transaction_id(chunk.body, self._random, self._config.id_random_bytes)
-        return Request(
-            transaction_id=tid,
-            method="SEND",
-            to_path=message.params.peer_path,
-            from_path=(message.params.local_uri,),
-            message_id=message.message_id,
-            byte_range=chunk.byte_range,
-            success_report=True if message.success_report else None,
-            failure_report=(
-                None if message.failure_report is FailureReport.YES else message.failure_report
-            ),
+    def _path_lines_of(self, params: SessionParams) -> str:
+        lines = self._path_lines.get(params.local_uri)
+        if lines is None:
+            lines = f"To-Path: {format_path(params.peer_path)}\r\nFrom-Path: {params.local_uri}\r\n"
+            self._path_lines[params.local_uri] = lines
+        return lines
+
+    def _encode_chunk(self, message: _Outgoing, chunk: Chunk, tid: str) -> bytes:
+        """The SEND for one chunk: what ``Request(...).encode()`` gives, built from the
+        message's pre-encoded header lines (tests check both agree)."""
+        return _encode_send(
+            tid,
+            self._path_lines_of(message.params),
+            message.message_id,
+            byte_range=str(chunk.byte_range),
+            extra=message.extra,
             content_type=message.content_type,
-            headers=message.headers,
             body=chunk.body,
-            continuation=chunk.continuation,
+            flag=_FLAG_BYTES[chunk.continuation],
         )
+
+    def _remember_partial(self, tid: str, txn: _Transaction) -> None:
+        # No timer, no 200 will come, but an error response must still reach the
+        # user (§7.1.1): remember the transaction, bounded, without a deadline.
+        self._partial[tid] = txn
+        if len(self._partial) > self._config.max_sent_remembered:
+            self._partial.popitem(last=False)
 
     def _pump(self, now: float, out: list[Command]) -> None:
         """Send queued chunks while the window allows (paced by 200 responses)."""
@@ -869,13 +986,18 @@ class MsrpConnection:
             if acked and in_flight and in_flight + len(message.chunks[0].body) > window:
                 return
             chunk = message.chunks.popleft()
-            self._queued_bytes -= len(chunk.body)
-            request = self._chunk_request(message, chunk)
-            message.next_start = chunk.byte_range.start + len(chunk.body)
+            size = len(chunk.body)
+            self._queued_bytes -= size
+            tid = pick_transaction_id(chunk.body, self._random, self._config.id_random_bytes)
+            message.next_start = chunk.byte_range.start + size
+            out.append(SendBytes(self._encode_chunk(message, chunk, tid)))
+            local = message.params.local_uri
             if acked:
-                message.in_flight[request.transaction_id] = len(chunk.body)
-                self._in_flight_bytes += len(chunk.body)
-            self._send_request(request, message.params.local_uri, now, out)
+                message.in_flight[tid] = size
+                self._in_flight_bytes += size
+                self._track(tid, local, "SEND", mid, now)
+            elif message.failure_report is FailureReport.PARTIAL:
+                self._remember_partial(tid, _Transaction(local, "SEND", mid, None))
             if not message.chunks:
                 self._send_queue.popleft()
                 if not acked:
@@ -899,22 +1021,22 @@ class MsrpConnection:
         if request.method == "REPORT" or mode is FailureReport.NO:
             return  # no response can come (§7.1.2, §7.1.4)
         if mode is FailureReport.PARTIAL:
-            # No timer, no 200 will come, but an error response must still reach the
-            # user (§7.1.1): remember the transaction, bounded, without a deadline.
-            self._partial[request.transaction_id] = _Transaction(
-                local_uri, request.method, request.message_id, None
+            self._remember_partial(
+                request.transaction_id,
+                _Transaction(local_uri, request.method, request.message_id, None),
             )
-            while len(self._partial) > self._config.max_sent_remembered:
-                self._partial.popitem(last=False)
             return
+        self._track(request.transaction_id, local_uri, request.method, request.message_id, now)
+
+    def _track(
+        self, tid: str, local_uri: MsrpUri, method: str, message_id: str | None, now: float
+    ) -> None:
+        """Start the response timer of a Failure-Report ``yes`` request (§7.1.1)."""
         # A clock that steps back must not put a deadline before older ones (the order
         # next_deadline relies on); such a transaction times out at most that step late.
         self._clock = max(self._clock, now)
-        self._transactions[request.transaction_id] = _Transaction(
-            local_uri=local_uri,
-            method=request.method,
-            message_id=request.message_id,
-            deadline=self._clock + self._config.transaction_timeout,
+        self._transactions[tid] = _Transaction(
+            local_uri, method, message_id, self._clock + self._config.transaction_timeout
         )
 
     def _send_report(
@@ -993,6 +1115,7 @@ class MsrpConnection:
         self._awaiting.clear()
         self._registry.unbind_connection(self._id)
         self._sessions.clear()
+        self._path_lines.clear()
 
     def _finish(self, out: list[Command]) -> list[Command]:
         deadline = self.next_deadline()

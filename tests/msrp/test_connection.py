@@ -27,6 +27,7 @@ from focus.msrp import (
     MessageSent,
     MsrpConfig,
     MsrpConnection,
+    MsrpError,
     MsrpLimitExceeded,
     MsrpSessionUnknown,
     MsrpUnsupportedMediaType,
@@ -42,6 +43,7 @@ from focus.msrp import (
     Status,
     TransactionCompleted,
     TransactionFailed,
+    split_message,
 )
 
 from . import examples as ex
@@ -843,3 +845,93 @@ def test_send_queue_is_bounded_when_the_peer_does_not_acknowledge() -> None:
     failed = events(out, MessageFailed)
     assert len(failed) == 31 and failed[-1].message_id == mid
     assert conn.closed
+
+
+def _alice_sender(config: MsrpConfig | None = None) -> MsrpConnection:
+    registry = SessionRegistry()
+    registry.add(ALICE_SESSION)
+    conn = MsrpConnection(registry=registry, random=counter_random(), config=config)
+    conn.open_session(ALICE_SESSION, now=0.0)
+    return conn
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    body=st.binary(max_size=3000),
+    failure=st.sampled_from(list(FailureReport)),
+    success=st.booleans(),
+    headers=st.lists(
+        st.tuples(
+            st.sampled_from(["X-Tag", "Use-Nickname"]), st.text("abcxyz", min_size=1, max_size=8)
+        ),
+        max_size=2,
+    ),
+    chunk_size=st.sampled_from([700, 2048, 4096]),
+)
+def test_sends_are_byte_identical_to_request_encode(
+    body: bytes,
+    failure: FailureReport,
+    success: bool,
+    headers: list[tuple[str, str]],
+    chunk_size: int,
+) -> None:
+    """Every SEND chunk, pre-encoded fast path or queued, is exactly ``Request.encode()``
+    of the frame it parses to (RFC 4975 §7.1 header order, strict serialising)."""
+    conn = _alice_sender(MsrpConfig(chunk_size=chunk_size))
+    _mid, out = conn.send_message(
+        ALICE,
+        "text/plain",
+        body,
+        now=1.0,
+        success_report=success,
+        failure_report=failure,
+        headers=headers,
+    )
+    datas = [c.data for c in out if isinstance(c, SendBytes)]
+    assert datas
+    received = b""
+    for data in datas:
+        (frame,) = FrameParser(MsrpConfig(max_chunk_size=chunk_size)).feed(data)
+        assert isinstance(frame, Request)
+        assert frame.encode() == data
+        assert frame.failure_report == (None if failure is FailureReport.YES else failure)
+        assert frame.wants_success_report is success
+        assert frame.headers == tuple(headers)
+        received += frame.body or b""
+    if failure is not FailureReport.YES or len(body) <= chunk_size:
+        assert received == body  # nothing held back by the send window
+
+
+def test_relayed_copy_shares_the_body_bytes() -> None:
+    """A one-chunk message is sent without copying its body into a chunk first."""
+    body = b"x" * 100
+    (chunk,) = split_message(body, 2048)
+    assert chunk.body is body
+
+
+def test_crlf_in_content_type_is_refused_before_anything_is_sent() -> None:
+    """A Content-Type with CR/LF cannot become a header line (RFC 4975 §9): refused up
+    front, nothing queued."""
+    conn = _alice_sender()
+    with pytest.raises(MsrpError):
+        conn.send_message(ALICE, "text/plain\r\nX-Evil: 1", b"hi", now=1.0)
+    _mid, out = conn.send_message(ALICE, "text/plain", b"hi", now=1.0)
+    assert len([c for c in out if isinstance(c, SendBytes)]) == 1
+
+
+def test_partial_copy_error_response_fails_only_that_message() -> None:
+    """A relayed copy sent with Failure-Report partial gets no 200, but a 413 or 481 for
+    it still fails that message (RFC 4975 §7.1.2, RFC 7701 §6.3)."""
+    conn = _alice_sender()
+    for code in (413, 481):
+        mid, out = conn.send_message(
+            ALICE, "text/plain", b"copy", now=1.0, failure_report=FailureReport.PARTIAL
+        )
+        assert events(out, MessageSent) == [MessageSent(ALICE, mid)]
+        (request,) = sent(out)
+        assert request.failure_report is FailureReport.PARTIAL
+        answer = Response(request.transaction_id, code, (ALICE,), (BOB,), comment="no")
+        later = conn.receive_data(answer.encode(), now=2.0)
+        assert [(e.message_id, e.code) for e in events(later, MessageFailed)] == [(mid, code)]
+        assert [e.code for e in events(later, TransactionFailed)] == [code]
+    assert conn.next_deadline() == 30.0  # the binding SEND's timer only: none per copy
