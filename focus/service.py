@@ -84,6 +84,7 @@ from focus.keying import (
     kms_refusal,
 )
 from focus.msrp import (
+    FailureReport,
     MessageFailed,
     MessageReceived,
     MsrpConfig,
@@ -746,8 +747,19 @@ class FocusApplication(Application):
             if target is None or target.leg is None or target.params is None:
                 continue
             try:
+                # RFC 7701 §6.3: the switch "MAY use any report model in the copies".
+                # Failure-Report: partial (RFC 4975 §7.1.2) spares every recipient a 200
+                # per copy and us a response to parse and a transaction to retire per
+                # copy; errors (413, 481, 415...) are still answered and reach the log as
+                # relay_error.  What we give up is the 30 s timer per copy: a recipient
+                # that stops reading is caught instead by its leg's bounded queue and
+                # TCP backpressure (LegQueueOverflow ends that leg, the room goes on).
                 _mid, commands = target.leg.connection.send_message(
-                    target.params.local_uri, delivery.content_type, delivery.body, now
+                    target.params.local_uri,
+                    delivery.content_type,
+                    delivery.body,
+                    now,
+                    failure_report=FailureReport.PARTIAL,
                 )
             except MsrpError as exc:
                 self.events.emit(
