@@ -8,7 +8,7 @@ import pytest
 
 from focus.msrp import BadFrame, FrameParser, Request
 
-# Found by bench/fuzz/fuzz_msrp_frames.py in 4 s (a mutated RFC 4975 §7.1 example).
+# Found by bench/fuzz/fuzz_msrp_frames.py in seconds (mutated RFC 4975 examples).
 FRAME = (
     b"MSRP a1b2c3d4 SEND\r\n"
     b"To-Path: msrp://b.example.com:8888/s1;tcp\r\n"
@@ -16,7 +16,7 @@ FRAME = (
     b"Message-ID: m1m1\r\n"
     b"Byte-Range: 1-2/2\r\n"
     b"X-Y: a%sb\r\n"
-    b"Content-Type: text/plain\r\n"
+    b"Content-Type: text/plain%s\r\n"
     b"\r\n"
     b"hi\r\n"
     b"-------a1b2c3d4$\r\n"
@@ -28,11 +28,17 @@ FRAME = (
     reason="focus.msrp.parser accepts a bare CR or LF inside a header value; "
     "Request.encode() then raises (parse accepts what encode refuses)",
 )
-@pytest.mark.parametrize("control", [b"\r", b"\n"], ids=["CR", "LF"])
-def test_header_value_with_a_bare_line_break_is_a_bad_frame(control: bytes) -> None:
+@pytest.mark.parametrize(
+    ("extension", "content_type"),
+    [(b"\r", b""), (b"\n", b""), (b"", b"\r")],
+    ids=["CR-in-extension-header", "LF-in-extension-header", "CR-ending-Content-Type"],
+)
+def test_header_value_with_a_bare_line_break_is_a_bad_frame(
+    extension: bytes, content_type: bytes
+) -> None:
     """A header value may not contain CR or LF (RFC 4975 §9: hval = utf8text, which is
     HTAB / %x20-7E / UTF8-NONASCII), so such a frame is a 400 BadFrame, never a Request
     that cannot be encoded again."""
-    (item,) = FrameParser().feed(FRAME % control)
+    (item,) = FrameParser().feed(FRAME % (extension, content_type))
     assert isinstance(item, BadFrame), item
     assert not isinstance(item, Request)
