@@ -33,6 +33,7 @@ frames are skipped (keep-alives).  Serialising (``frame.py``) is strict.
 from __future__ import annotations
 
 import enum
+import functools
 
 import attrs
 
@@ -57,6 +58,12 @@ _FLAGS = {
     ord("+"): Continuation.MORE,
     ord("#"): Continuation.ABORT,
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _valid_name(name: str) -> bool:
+    """A header name is a token (RFC 4975 §9); the same few names repeat, so cached."""
+    return HEADER_NAME_RE.fullmatch(name.encode("ascii")) is not None
 
 
 class _State(enum.Enum):
@@ -178,6 +185,8 @@ class FrameParser:
         if state is _State.START:
             return self._parse_start()
         if state is _State.HEADERS:
+            if not self._headers and self._parse_block(out):
+                return True
             return self._parse_header(out)
         if state is _State.BODY:
             return self._parse_body(out)
@@ -230,6 +239,60 @@ class FrameParser:
         self._pending = error
         self._state = _State.DISCARD
         self._scan = scan_from
+        return True
+
+    def _parse_block(self, out: list[Frame | BadFrame]) -> bool:
+        """Fast path: the whole header section is in the buffer and is plain and valid.
+
+        One search for its end (the blank line before a body, or a line starting with
+        seven dashes: the end-line of a body-less frame, RFC 4975 §7.1), one ASCII
+        decode and one split instead of a state-machine step per line.  Anything else
+        (section incomplete, over a limit, non-ASCII, a bad or odd line, an end-line
+        not complete or not ours) returns False *without changing any state*, and the
+        line-by-line parser below takes over from the same place, so errors, limits and
+        split-anywhere behaviour are exactly the line-by-line ones.
+        """
+        buf = self._buf
+        start = self._line_start
+        blank = buf.find(b"\r\n\r\n", start - 2)
+        dashes = buf.find(b"\r\n-------", start - 2, blank if blank >= 0 else len(buf))
+        end = dashes if dashes >= 0 else blank
+        if end < 0:
+            return False
+        config = self._config
+        headers: list[Header] = []
+        if end > start:
+            block = bytes(buf[start:end])
+            if len(block) + 2 > config.max_header_bytes or not block.isascii():
+                return False
+            lines = block.decode("ascii").split("\r\n")
+            breaks = len(lines) - 1
+            if block.count(b"\r") != breaks or block.count(b"\n") != breaks:
+                return False  # a bare CR or LF: the line-by-line parser decides
+            max_line = config.max_header_line
+            for line in lines:
+                name, colon, value = line.partition(":")
+                if not colon or len(line) > max_line or not _valid_name(name):
+                    return False
+                headers.append((name, value.strip(" \t")))
+            if len(headers) > config.max_headers:
+                return False
+        if dashes < 0:
+            self._headers = headers
+            self._header_bytes = end + 2 - start
+            self._body_start = self._scan = end + 4
+            self._state = _State.BODY
+            return True
+        # A body-less frame: the end-line must be complete and ours, else line by line.
+        tid_end = end + len(self._end_pattern)
+        if len(buf) < tid_end + 3 or not buf.startswith(self._end_pattern, end):
+            return False
+        flag = _FLAGS.get(buf[tid_end])
+        if flag is None or buf[tid_end + 1] != 13 or buf[tid_end + 2] != 10:
+            return False
+        self._headers = headers
+        del buf[: tid_end + 3]
+        self._finish(out, None, flag)
         return True
 
     def _parse_header(self, out: list[Frame | BadFrame]) -> bool:

@@ -405,3 +405,69 @@ def test_frames_before_breakage_are_delivered() -> None:
     assert parser.error is not None and parser.error.close_connection
     with pytest.raises(MsrpError):
         parser.feed(b"")
+
+
+_header_lines = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                b"Message-ID: m1",
+                b"Byte-Range: 1-2/2",
+                b"Failure-Report: partial",
+                b"X-Long: " + b"v" * 40,
+                b"Bad Name: x",
+                b":novalue",
+                b"NoColon",
+                b"X-Utf8: \xc3\xa9",
+                b"X-CR: a\rb",
+                b"-------other$",
+                b"",
+            ]
+        ),
+        st.from_regex(rb"[A-Za-z][A-Za-z0-9-]{0,8}:[ \t]{0,2}[ -~]{0,12}", fullmatch=True),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=_header_lines,
+    body=st.sampled_from([None, b"hi", b"\r\n-------t1234567$\r\n"]),
+    limits=st.sampled_from([(4096, 32, 16384), (30, 32, 16384), (4096, 4, 16384), (4096, 32, 120)]),
+)
+def test_header_block_fast_path_equals_line_by_line(
+    lines: list[bytes], body: bytes | None, limits: tuple[int, int, int]
+) -> None:
+    """A header section parsed in one block (one-shot feed) gives exactly what the line-by-
+    line parser gives (byte-at-a-time feed): same frames, same errors, same limits."""
+    head = [
+        b"MSRP t1234567 SEND",
+        b"To-Path: " + str(BOB).encode(),
+        b"From-Path: " + str(ALICE).encode(),
+        *lines,
+    ]
+    if body is None:
+        data = b"\r\n".join(head) + b"\r\n-------t1234567$\r\n"
+    else:
+        data = (
+            b"\r\n".join(head)
+            + b"\r\nContent-Type: text/plain\r\n\r\n"
+            + body
+            + b"\r\n-------t1234567$\r\n"
+        )
+    line, count, total = limits
+    config = MsrpConfig(max_header_line=line, max_headers=count, max_header_bytes=total)
+
+    def run(pieces: list[bytes]) -> tuple[list[object], object]:
+        parser = FrameParser(config)
+        out: list[object] = []
+        try:
+            for piece in pieces:
+                out.extend(parser.feed(piece))
+        except MsrpError as exc:
+            return normal(out), (type(exc), exc.status, exc.reason)
+        error = parser.error
+        return normal(out), None if error is None else (type(error), error.status, error.reason)
+
+    assert run([data]) == run([data[i : i + 1] for i in range(len(data))])
