@@ -422,6 +422,10 @@ class MsrpConnection:
         when it was added, so the dict's insertion order is deadline order and the oldest
         entry is the earliest: O(1) instead of a scan of up to a window's worth of
         transactions per call.  ``_incoming`` is bounded by ``max_pending_messages``."""
+        if not self._incoming:
+            for txn in self._transactions.values():
+                return txn.deadline
+            return None
         deadlines = [i.deadline for i in self._incoming.values()]
         for txn in self._transactions.values():
             if txn.deadline is not None:

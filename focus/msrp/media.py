@@ -58,6 +58,15 @@ def accepts(format_list: Iterable[str], content_type: str) -> bool:
 
     A malformed ``content_type`` is not acceptable (never raises).
     """
+    if type(format_list) is tuple:
+        return _accepts(format_list, content_type)
+    return _accepts(tuple(format_list), content_type)
+
+
+@functools.lru_cache(maxsize=1024)
+def _accepts(format_list: tuple[str, ...], content_type: str) -> bool:
+    # Cached (bounded): a room checks the same accept-types against the same one or two
+    # types for every recipient of every message (RFC 7701 §6.1 fan-out).
     essence = _essence(content_type)
     if essence is None:
         return False

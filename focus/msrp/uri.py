@@ -137,6 +137,13 @@ class MsrpUri:
     # Also computed once: every frame sent serialises its To-Path and From-Path.
     _text: str = attrs.field(init=False, repr=False, alias="_text")
 
+    # And the hash of the key: a relayed copy looks its session URI up in several dicts.
+    _hash: int = attrs.field(init=False, repr=False, alias="_hash")
+
+    @_hash.default
+    def _compute_hash(self) -> int:
+        return hash(self._key)
+
     @_text.default
     def _compute_text(self) -> str:
         userinfo = "" if self.userinfo is None else self.userinfo + "@"
@@ -153,10 +160,10 @@ class MsrpUri:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MsrpUri):
             return NotImplemented
-        return self.comparison_key == other.comparison_key
+        return self is other or self._key == other._key
 
     def __hash__(self) -> int:
-        return hash(self.comparison_key)
+        return self._hash
 
 
 #: Distinct path texts remembered by :func:`parse_path` (bounded; least recently used out).
