@@ -45,6 +45,7 @@ relays (RFC 4976).
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict, deque
 from collections.abc import Hashable, Iterable
 
@@ -316,6 +317,7 @@ def _extra_lines(
     return "".join(lines)
 
 
+@functools.lru_cache(maxsize=4096)
 def _single_range(total: int) -> str:
     """The Byte-Range of a one-chunk message (``*`` end above 2048 octets, §7.1.1)."""
     return f"1-{'*' if total > INTERRUPTIBLE_THRESHOLD else total}/{total}"
@@ -383,7 +385,9 @@ class MsrpConnection:
         # Message-IDs we sent recently, to correlate REPORTs (§7.3.2); bounded.
         self._sent: OrderedDict[tuple[MsrpUri, str], None] = OrderedDict()
         self._failed: OrderedDict[tuple[MsrpUri, str], None] = OrderedDict()
-        self._partial: OrderedDict[str, _Transaction] = OrderedDict()
+        # Failure-Report partial requests: (local URI, method, Message-ID) by transaction
+        # id, a plain tuple since one is kept per relayed copy and few are ever looked up.
+        self._partial: OrderedDict[str, tuple[MsrpUri, str, str | None]] = OrderedDict()
         # Running totals so the per-message cost does not grow with the backlog (the relay
         # hot path): SEND body octets awaiting a 200 over every message (the window), and
         # the latest ``now`` seen, which keeps transaction deadlines in insertion order.
@@ -546,12 +550,11 @@ class MsrpConnection:
         if params.peer_max_size is not None and len(body) > params.peer_max_size:
             # a=max-size is a hint the sender SHOULD respect (RFC 4975 §8.6).
             raise MsrpLimitExceeded("message larger than the peer's a=max-size")
-        mid = (
-            message_id
-            if message_id is not None
-            else new_ident(self._random, self._config.id_random_bytes)
-        )
-        if not is_ident(mid):
+        if message_id is None:
+            mid = new_ident(self._random, self._config.id_random_bytes)  # hex: an ident
+        elif is_ident(message_id):
+            mid = message_id
+        else:
             raise ValueError("a Message-ID must be an RFC 4975 ident")
         if mid in self._outgoing:
             raise ValueError("this Message-ID is already being sent")
@@ -597,7 +600,7 @@ class MsrpConnection:
                 )
             )
             if failure_report is FailureReport.PARTIAL:
-                self._remember_partial(tid, _Transaction(local_uri, "SEND", mid, None))
+                self._remember_partial(tid, (local_uri, "SEND", mid))
             out.append(MessageSent(local_uri, mid))
             return mid, self._finish(out)
         self._queued_bytes += total
@@ -893,7 +896,9 @@ class MsrpConnection:
     def _on_response(self, response: Response, now: float, out: list[Command]) -> None:
         txn = self._transactions.pop(response.transaction_id, None)
         if txn is None:
-            txn = self._partial.pop(response.transaction_id, None)
+            partial = self._partial.pop(response.transaction_id, None)
+            if partial is not None:
+                txn = _Transaction(*partial, None)
         if txn is None:
             out.append(
                 FrameRejected(
@@ -969,7 +974,7 @@ class MsrpConnection:
             flag=_FLAG_BYTES[chunk.continuation],
         )
 
-    def _remember_partial(self, tid: str, txn: _Transaction) -> None:
+    def _remember_partial(self, tid: str, txn: tuple[MsrpUri, str, str | None]) -> None:
         # No timer, no 200 will come, but an error response must still reach the
         # user (§7.1.1): remember the transaction, bounded, without a deadline.
         self._partial[tid] = txn
@@ -1001,7 +1006,7 @@ class MsrpConnection:
                 self._in_flight_bytes += size
                 self._track(tid, local, "SEND", mid, now)
             elif message.failure_report is FailureReport.PARTIAL:
-                self._remember_partial(tid, _Transaction(local, "SEND", mid, None))
+                self._remember_partial(tid, (local, "SEND", mid))
             if not message.chunks:
                 self._send_queue.popleft()
                 if not acked:
@@ -1026,8 +1031,7 @@ class MsrpConnection:
             return  # no response can come (§7.1.2, §7.1.4)
         if mode is FailureReport.PARTIAL:
             self._remember_partial(
-                request.transaction_id,
-                _Transaction(local_uri, request.method, request.message_id, None),
+                request.transaction_id, (local_uri, request.method, request.message_id)
             )
             return
         self._track(request.transaction_id, local_uri, request.method, request.message_id, now)
