@@ -268,6 +268,8 @@ class _Timer(Protocol):
 
     def cancel(self) -> None: ...
 
+    def getTime(self) -> float: ...
+
 
 class LegClock(Protocol):
     """The part of ``IReactorTime`` the legs use (a reactor or ``task.Clock``)."""
@@ -407,6 +409,7 @@ class MsrpLeg:
         self._write_paused = False
         self._timer: _Timer | None = None
         self._msrp_timer: _Timer | None = None
+        self._msrp_deadline: float | None = None  # what the core last asked for
         self._close_timer: _Timer | None = None
         self._failure_reported = False
 
@@ -514,18 +517,33 @@ class MsrpLeg:
         self._queued = 0
 
     def _arm_msrp_timer(self, deadline: float | None) -> None:
-        if self._msrp_timer is not None and self._msrp_timer.active():
-            self._msrp_timer.cancel()
-        self._msrp_timer = None
+        """Follow the core's one deadline without a cancel and a new DelayedCall per
+        response: a sender pipelining SENDs moves its deadline (the oldest pending
+        transaction's, RFC 4975 §7.1.1) a little later with every 200.  A timer armed
+        for an earlier time is kept: when it fires it re-arms for the deadline the core
+        asked for last (or does nothing if there is none any more)."""
+        self._msrp_deadline = deadline
         if deadline is None or self._ended():
             return
-        delay = max(0.0, deadline - self.now())
-        self._msrp_timer = self._clock.callLater(delay, self._msrp_timer_fired)
+        timer = self._msrp_timer
+        if timer is not None and timer.active():
+            if timer.getTime() <= deadline:
+                return
+            timer.cancel()
+        self._msrp_timer = self._clock.callLater(
+            max(0.0, deadline - self.now()), self._msrp_timer_fired
+        )
 
     def _msrp_timer_fired(self) -> None:
         self._msrp_timer = None
-        if not self._ended():
-            self.execute(self.connection.handle_timeout(self.now()))
+        deadline = self._msrp_deadline
+        if deadline is None or self._ended():
+            return
+        now = self.now()
+        if deadline > now:
+            self._msrp_timer = self._clock.callLater(deadline - now, self._msrp_timer_fired)
+            return
+        self.execute(self.connection.handle_timeout(now))
 
     def _arm_setup_timer(self) -> None:
         self._timer = self._clock.callLater(self._config.setup_timeout, self._setup_timed_out)

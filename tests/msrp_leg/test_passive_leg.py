@@ -14,7 +14,13 @@ from focus.adapters.msrp_leg import (
     LegTimeout,
     PortAllocator,
 )
-from focus.msrp.connection import FrameRejected, MessageAborted, MessageReceived, SessionBound
+from focus.msrp.connection import (
+    ArmTimer,
+    FrameRejected,
+    MessageAborted,
+    MessageReceived,
+    SessionBound,
+)
 from tests.msrp_leg._support import (
     FIRST_CHUNK,
     FOCUS_URI,
@@ -383,3 +389,36 @@ def test_send_never_raises_even_if_leg_failed_does(
     leg.send(b"x" * 11)  # not up yet: queued, over the bound
     assert leg.state is LegState.FAILED
     assert rec.kinds() == ["failed"]
+
+
+def test_msrp_timer_is_not_rearmed_for_every_later_deadline(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """A deadline moving later (a 200 retired the oldest transaction) keeps the one armed
+    DelayedCall; it still fires handle_timeout at the last deadline asked for, and an
+    earlier deadline re-arms it earlier."""
+    leg = passive(reactor, Recorder(), allocator, cfg=config(setup_timeout=1000.0))
+    fired: list[float] = []
+
+    def handle_timeout(now: float) -> list[object]:
+        fired.append(now)
+        return []
+
+    leg.connection.handle_timeout = handle_timeout  # type: ignore[method-assign]
+    setup_calls = len(reactor.getDelayedCalls())
+    leg.execute([ArmTimer(10.0)])
+    (call,) = reactor.getDelayedCalls()[setup_calls:]
+    for deadline in (11.0, 12.5, 14.0):
+        leg.execute([ArmTimer(deadline)])
+    assert reactor.getDelayedCalls()[setup_calls:] == [call]
+    reactor.advance(10.0)  # the early timer fires and re-arms for 14.0
+    assert fired == []
+    reactor.advance(4.0)
+    assert fired == [14.0]
+    leg.execute([ArmTimer(30.0)])
+    leg.execute([ArmTimer(20.0)])  # earlier than armed: re-armed earlier
+    reactor.advance(6.0)
+    assert fired == [14.0, 20.0]
+    leg.execute([ArmTimer(None)])  # nothing due any more: a leftover timer does nothing
+    reactor.advance(60.0)
+    assert fired == [14.0, 20.0]
