@@ -27,6 +27,16 @@ Profile (PROFILE.md §9, DESIGN.md "Decisions already taken"):
 - No session tickets or session cache and no renegotiation: every leg has its own
   PSK and its own single connection, so there is nothing to resume.
 
+Cost per leg (bench/README.md, "Where the time and the memory go"): everything that
+depends only on the configuration (the ``SSL_CTX``: protocol pins, cipher list, groups,
+DH parameters, options, key log) is built once per :class:`TLSPSKConfig` and role and
+shared by every leg; per leg there is only the ``SSL`` object and its PSK. The binding
+exports only the ``SSL_CTX``-level PSK callbacks, so one callback per role is installed
+on the shared context and finds the leg's PSK through the ``SSL*`` it is called with:
+pyOpenSSL's own ``Connection._reverse_mapping`` (the map its callbacks use) gives the
+``Connection``, which carries the PSK its creator bound to it. The contexts run with
+``SSL_MODE_RELEASE_BUFFERS``, so an idle leg gives its record buffers back.
+
 "Connected" is not "keyed": Twisted reports ``connectionMade`` before the handshake.
 A protocol must wait for ``IHandshakeListener.handshakeCompleted``; a failed
 handshake (wrong PSK shows up as ``bad record mac`` at Finished) arrives as
@@ -173,42 +183,57 @@ def _raw_context(context: SSL.Context) -> Any:
     return context._context
 
 
-def _make_server_callback(psk: bytes) -> Any:
-    """Build the ``ffi.callback`` for RFC 4279 §2 server role, bound to ``psk``."""
+#: Attribute of an ``SSL.Connection`` holding the PSK its creator bound to it.
+_PSK_ATTR: Final = "_focus_tls_psk"
+
+
+def _connection_psk(ssl: Any) -> bytes | None:
+    """The PSK bound to the connection of ``ssl`` (an ``SSL*``), or ``None``."""
+    connection = SSL.Connection._reverse_mapping.get(ssl)
+    if connection is None:
+        return None
+    psk: bytes | None = getattr(connection, _PSK_ATTR, None)
+    return psk
+
+
+def _server_cb(ssl: Any, _identity: Any, psk_out: Any, max_psk_len: int) -> int:
+    # RFC 4279 §5.1 allows an empty identity; the profile ignores whatever the client
+    # sent: the PSK was chosen by the socket this connection came in on, and bound to
+    # the connection by that leg's creator.
+    psk = _connection_psk(ssl)
+    if psk is None or len(psk) > max_psk_len:
+        return 0
+    _binding()[0].memmove(psk_out, psk, len(psk))
+    return len(psk)
+
+
+def _client_cb(
+    ssl: Any,
+    _hint: Any,
+    identity_out: Any,
+    max_identity_len: int,
+    psk_out: Any,
+    max_psk_len: int,
+) -> int:
+    # Any hint is ignored (RFC 4279 §5.2). The identity is the empty string, written as
+    # its NUL terminator (the callback contract is a C string).
+    psk = _connection_psk(ssl)
+    if psk is None or max_identity_len < 1 or len(psk) > max_psk_len:
+        return 0
+    ffi = _binding()[0]
+    ffi.memmove(identity_out, b"\0", 1)
+    ffi.memmove(psk_out, psk, len(psk))
+    return len(psk)
+
+
+@functools.cache
+def _psk_callback(server: bool) -> Any:
+    """The one ``ffi.callback`` per role (RFC 4279 §2), shared by every context; it lives
+    as long as the process, so OpenSSL's raw pointer to it never dangles."""
     ffi, _ = _binding()
-
-    def server_cb(_ssl: Any, _identity: Any, psk_out: Any, max_psk_len: int) -> int:
-        # RFC 4279 §5.1 allows an empty identity; the profile ignores whatever the
-        # client sent: the PSK was chosen by the socket this connection came in on.
-        if len(psk) > max_psk_len:
-            return 0
-        ffi.memmove(psk_out, psk, len(psk))
-        return len(psk)
-
-    return ffi.callback(_SERVER_CB_TYPE, server_cb, onerror=_callback_error)
-
-
-def _make_client_callback(psk: bytes) -> Any:
-    """Build the ``ffi.callback`` for the client role: empty identity, bound ``psk``."""
-    ffi, _ = _binding()
-
-    def client_cb(
-        _ssl: Any,
-        _hint: Any,
-        identity_out: Any,
-        max_identity_len: int,
-        psk_out: Any,
-        max_psk_len: int,
-    ) -> int:
-        # Any hint is ignored (RFC 4279 §5.2). The identity is the empty string,
-        # written as its NUL terminator (the callback contract is a C string).
-        if max_identity_len < 1 or len(psk) > max_psk_len:
-            return 0
-        ffi.memmove(identity_out, b"\0", 1)
-        ffi.memmove(psk_out, psk, len(psk))
-        return len(psk)
-
-    return ffi.callback(_CLIENT_CB_TYPE, client_cb, onerror=_callback_error)
+    if server:
+        return ffi.callback(_SERVER_CB_TYPE, _server_cb, onerror=_callback_error)
+    return ffi.callback(_CLIENT_CB_TYPE, _client_cb, onerror=_callback_error)
 
 
 def _callback_error(exc_type: Any, exc_value: Any, _tb: Any) -> int:
@@ -254,7 +279,17 @@ def expand_cipher_list(ciphers: str) -> tuple[str, ...]:
     Raises :class:`CipherListError` if the string names nothing OpenSSL knows, or if
     any selected suite is a NULL cipher, RSA-PSK, or not PSK-authenticated at all
     (PROFILE.md §9; DIGEST.md §7.2: the alias ``PSK`` silently includes RSA-PSK).
+
+    The answer depends only on the string and the OpenSSL in this process, so it is
+    remembered: a :class:`TLSPSKConfig` is re-validated for every leg that picks a
+    room's cipher list (``attrs.evolve``), and expanding means building a throw-away
+    ``SSL_CTX`` and ``SSL``.
     """
+    return _expand_cipher_list(ciphers)
+
+
+@functools.lru_cache(maxsize=64)
+def _expand_cipher_list(ciphers: str) -> tuple[str, ...]:
     tokens = [t for t in ciphers.split(":") if t]
     for token in tokens:
         if token.startswith(("!", "-")):
@@ -294,7 +329,13 @@ def _check_ciphers(_instance: object, _attribute: object, value: str) -> None:
 
 
 def _check_groups(_instance: object, _attribute: object, value: str) -> None:
-    _set_groups(SSL.Context(SSL.TLS_METHOD), value)
+    _known_groups(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _known_groups(groups: str) -> None:
+    """Raise unless OpenSSL knows ``groups`` (a failure is not remembered, a success is)."""
+    _set_groups(SSL.Context(SSL.TLS_METHOD), groups)
 
 
 def _check_dh_path(_instance: object, _attribute: object, value: pathlib.Path | None) -> None:
@@ -358,8 +399,12 @@ def _keylog_writer(path: pathlib.Path) -> Callable[[SSL.Connection, bytes], None
     return write
 
 
-def _build_context(config: TLSPSKConfig, psk_callback: Any, *, server: bool) -> SSL.Context:
-    """A TLS 1.2-only context carrying ``psk_callback`` (kept alive by the context)."""
+def _build_context(config: TLSPSKConfig, *, server: bool) -> SSL.Context:
+    """A TLS 1.2-only context for ``config`` and role carrying the role's PSK callback.
+
+    Shared by every leg with that configuration (:func:`_shared_context`); nothing in it
+    is per leg: the PSK comes from the connection (:func:`_connection_psk`).
+    """
     check_psk_support()
     _, lib = _binding()
     context = SSL.Context(SSL.TLS_METHOD)
@@ -371,10 +416,13 @@ def _build_context(config: TLSPSKConfig, psk_callback: Any, *, server: bool) -> 
         | SSL.OP_NO_RENEGOTIATION
         | SSL.OP_CIPHER_SERVER_PREFERENCE
     )
+    # An idle leg holds no read/write record buffers (up to ~34 KiB per connection).
+    context.set_mode(SSL.MODE_RELEASE_BUFFERS)
     context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     context.set_cipher_list(config.ciphers.encode("ascii"))
     _set_groups(context, config.groups)
     raw = _raw_context(context)
+    psk_callback = _psk_callback(server)
     if server:
         if config.dh_params_path is not None:
             _load_dh_file(context, config.dh_params_path)
@@ -383,10 +431,6 @@ def _build_context(config: TLSPSKConfig, psk_callback: Any, *, server: bool) -> 
         lib.SSL_CTX_set_psk_server_callback(raw, psk_callback)
     else:
         lib.SSL_CTX_set_psk_client_callback(raw, psk_callback)
-    # OpenSSL holds only a raw function pointer; the cffi callback object must live
-    # as long as the SSL_CTX. Hang it on the context (pyOpenSSL does the same for its
-    # own callbacks), and the creator keeps the context.
-    context._focus_psk_callback = psk_callback  # type: ignore[attr-defined]
     if config.keylog_path is not None:
         _log.warn(
             "TLS key log enabled ({path}): whoever reads it can decrypt these legs",
@@ -396,25 +440,41 @@ def _build_context(config: TLSPSKConfig, psk_callback: Any, *, server: bool) -> 
     return context
 
 
+@functools.lru_cache(maxsize=64)
+def _shared_context(config: TLSPSKConfig, server: bool) -> SSL.Context:
+    """One context per configuration and role (configurations are few: the focus-wide
+    one and the rooms' own cipher lists); the cache keeps it, and so its settings,
+    alive for every leg built on it."""
+    return _build_context(config, server=server)
+
+
+def _connection(context: SSL.Context, psk: bytes, tls_protocol: object) -> SSL.Connection:
+    connection = SSL.Connection(context, None)
+    setattr(connection, _PSK_ATTR, psk)
+    connection.set_app_data(tls_protocol)
+    return connection
+
+
 @implementer(IOpenSSLServerConnectionCreator)
 class TLSPSKServerCreator:
     """TLS-PSK server role for one passive leg: ``TLSMemoryBIOFactory(creator, False, f)``.
 
-    ``psk`` is the leg's TEK (PROFILE.md §7); it is held only inside the OpenSSL
-    callback closure and never appears in ``repr``, logs or errors.
+    ``psk`` is the leg's TEK (PROFILE.md §7); it is held only by the creator and the
+    connections it makes, and never appears in ``repr``, logs or errors.
     """
 
+    __slots__ = ("_config", "_context", "_psk")
+
     def __init__(self, psk: bytes, config: TLSPSKConfig | None = None) -> None:
+        check_psk_support()
         _check_psk(psk)
         self._config = config if config is not None else TLSPSKConfig()
-        self._callback = _make_server_callback(psk)
-        self._context = _build_context(self._config, self._callback, server=True)
+        self._psk = psk
+        self._context = _shared_context(self._config, True)
 
     def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
-        """Twisted's hook: a fresh server-side connection on the leg's context."""
-        connection = SSL.Connection(self._context, None)
-        connection.set_app_data(tlsProtocol)
-        return connection
+        """Twisted's hook: a fresh server-side connection bound to the leg's PSK."""
+        return _connection(self._context, self._psk, tlsProtocol)
 
     def __repr__(self) -> str:
         return f"<TLSPSKServerCreator ciphers={self._config.ciphers!r}>"
@@ -427,17 +487,18 @@ class TLSPSKClientCreator:
     Sends an empty identity and ignores any hint (RFC 4279 §5.1, §5.2).
     """
 
+    __slots__ = ("_config", "_context", "_psk")
+
     def __init__(self, psk: bytes, config: TLSPSKConfig | None = None) -> None:
+        check_psk_support()
         _check_psk(psk)
         self._config = config if config is not None else TLSPSKConfig()
-        self._callback = _make_client_callback(psk)
-        self._context = _build_context(self._config, self._callback, server=False)
+        self._psk = psk
+        self._context = _shared_context(self._config, False)
 
     def clientConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
-        """Twisted's hook: a fresh client-side connection on the leg's context."""
-        connection = SSL.Connection(self._context, None)
-        connection.set_app_data(tlsProtocol)
-        return connection
+        """Twisted's hook: a fresh client-side connection bound to the leg's PSK."""
+        return _connection(self._context, self._psk, tlsProtocol)
 
     def __repr__(self) -> str:
         return f"<TLSPSKClientCreator ciphers={self._config.ciphers!r}>"

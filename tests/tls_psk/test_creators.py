@@ -48,6 +48,15 @@ def handshake(
     return sp, cp
 
 
+def with_server_callback(callback: Any) -> SSL.Context:
+    """A fresh (unshared) server context whose PSK callback is ``callback``."""
+    context = tls_psk._build_context(TLSPSKConfig(), server=True)
+    _ffi, lib = tls_psk._binding()
+    lib.SSL_CTX_set_psk_server_callback(context._context, callback)
+    context._test_callback = callback  # type: ignore[attr-defined]  # keep it alive
+    return context
+
+
 @pytest.mark.parametrize("suite", DEFAULT_CIPHERS.split(":"))
 def test_matching_psk_keys_the_connection(suite: str) -> None:
     """Both roles holding the same PSK complete a TLS 1.2 handshake on each default suite."""
@@ -83,15 +92,14 @@ def test_client_sends_empty_identity_and_server_ignores_it() -> None:
     ffi, _lib = tls_psk._binding()
 
     server = TLSPSKServerCreator(PSK)
-    # Wrap the installed callback to observe the identity it is given.
-    inner = server._callback
+    # A private context whose callback observes the identity, then answers as usual.
 
     def spy(ssl: Any, identity: Any, out: Any, max_len: int) -> int:
         seen.append(ffi.string(identity))
-        return int(inner(ssl, identity, out, max_len))
+        return tls_psk._server_cb(ssl, identity, out, max_len)
 
     spy_cb = ffi.callback(tls_psk._SERVER_CB_TYPE, spy)
-    server._context = tls_psk._build_context(TLSPSKConfig(), spy_cb, server=True)
+    server._context = with_server_callback(spy_cb)
     sp, _ = handshake(server, TLSPSKClientCreator(PSK))
     assert sp.handshake_done
     assert seen == [b""]
@@ -156,7 +164,7 @@ def test_psk_never_in_repr_or_config() -> None:
     """Neither creator's repr shows the PSK bytes in any encoding."""
     psk = b"\xa5" * 16
     for creator in (TLSPSKServerCreator(psk), TLSPSKClientCreator(psk)):
-        text = repr(creator) + repr(vars(creator).get("_config"))
+        text = repr(creator) + repr(creator._config)
         assert psk.hex() not in text.lower()
         assert repr(psk) not in text
 
@@ -187,7 +195,7 @@ def test_callback_exception_means_no_psk() -> None:
 
     cb = ffi.callback(tls_psk._SERVER_CB_TYPE, broken, onerror=tls_psk._callback_error)
     server = TLSPSKServerCreator(PSK)
-    server._context = tls_psk._build_context(TLSPSKConfig(), cb, server=True)
+    server._context = with_server_callback(cb)
     sp, cp = handshake(server, TLSPSKClientCreator(PSK))
     assert not sp.handshake_done and not cp.handshake_done
     assert isinstance(classify_tls_failure(sp.reason, handshake_done=False), TLSPSKHandshakeError)  # type: ignore[arg-type]
@@ -280,3 +288,54 @@ def test_callback_lives_as_long_as_the_connection() -> None:
     client_conn.send(b"keyed")
     server_conn.bio_write(client_conn.bio_read(65536))
     assert server_conn.recv(100) == b"keyed"
+
+
+def test_legs_of_one_config_share_a_context_but_not_a_psk() -> None:
+    """Two legs with the same config share one SSL_CTX, yet each connection keys only
+    with its own creator's PSK (the shared callback reads the PSK per connection)."""
+    other = bytes(range(100, 132))
+    a, b = TLSPSKServerCreator(PSK), TLSPSKServerCreator(other)
+    assert a._context is b._context
+    assert TLSPSKClientCreator(PSK)._context is TLSPSKClientCreator(other)._context
+    sp, cp = handshake(a, TLSPSKClientCreator(other))
+    assert not sp.handshake_done and not cp.handshake_done
+    sp, cp = handshake(b, TLSPSKClientCreator(other))
+    assert sp.handshake_done and cp.handshake_done
+    sp, cp = handshake(a, TLSPSKClientCreator(PSK))
+    assert sp.handshake_done and cp.handshake_done
+
+
+def test_contexts_differ_per_config_and_release_idle_buffers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another cipher list gets its own context; every context is built with
+    SSL_MODE_RELEASE_BUFFERS so idle legs hold no record buffers."""
+    one = TLSPSKServerCreator(PSK)._context
+    two = TLSPSKServerCreator(PSK, TLSPSKConfig(ciphers="PSK-AES128-GCM-SHA256"))._context
+    assert one is not two
+    modes: list[int] = []
+    real = SSL.Context.set_mode
+
+    def spy(self: SSL.Context, mode: int) -> int:
+        modes.append(mode)
+        return real(self, mode)
+
+    monkeypatch.setattr(SSL.Context, "set_mode", spy)
+    for server in (True, False):
+        modes.clear()
+        tls_psk._build_context(TLSPSKConfig(), server=server)
+        assert any(m & SSL.MODE_RELEASE_BUFFERS for m in modes)
+
+
+def test_connection_without_bound_psk_gets_no_psk() -> None:
+    """A connection made on the shared context without a creator's PSK cannot key."""
+    server = TLSPSKServerCreator(PSK)
+    bare = SSL.Connection(server._context, None)
+    client = TLSPSKClientCreator(PSK).clientConnectionForTLS(None)
+    bare.set_accept_state()
+    client.set_connect_state()
+    with contextlib.suppress(SSL.WantReadError):
+        client.do_handshake()
+    bare.bio_write(client.bio_read(65536))
+    with pytest.raises(SSL.Error):
+        bare.do_handshake()
