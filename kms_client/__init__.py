@@ -10,7 +10,7 @@ resolution = await client.resolve_ticket(responder=me, ticket=ticket)
 
 from ._client import KmsClient, TicketResolution
 from ._errors import KmsClientError, KmsProtocolError, KmsRejected, KmsUnavailable
-from ._http import MAX_RESPONSE_SIZE, RetryPolicy, https_agent
+from ._http import MAX_RESPONSE_SIZE, RetryPolicy, https_agent, persistent_pool
 
 __all__ = [
     "MAX_RESPONSE_SIZE",
@@ -22,4 +22,5 @@ __all__ = [
     "RetryPolicy",
     "TicketResolution",
     "https_agent",
+    "persistent_pool",
 ]
