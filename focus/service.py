@@ -126,6 +126,7 @@ from kms_client import (
     KmsUnavailable,
     RetryPolicy,
     https_agent,
+    persistent_pool,
 )
 from mikey import ReplayCache
 from policies import DEFAULT_CIPHER_SUITES, Policy, PolicyError, load_policy, normalize_uri
@@ -958,7 +959,10 @@ class FocusService(Service):
 
 def _kms_client(config: FocusConfig, reactor: Any, random: Callable[[int], bytes]) -> KmsClient:
     kms = config.kms
-    agent = https_agent(reactor, ca_file=kms.ca_file, connect_timeout=kms.timeout)
+    # One resolve per join: keep the connections to the KMS (bench/README.md, joins).
+    agent = https_agent(
+        reactor, ca_file=kms.ca_file, connect_timeout=kms.timeout, pool=persistent_pool(reactor)
+    )
     return KmsClient(
         base_url=kms.base_url,
         kms_identity=kms.identity,
