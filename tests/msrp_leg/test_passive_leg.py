@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from twisted.internet.testing import MemoryReactorClock
+from twisted.test.iosim import FakeTransport
 
 from focus.adapters.msrp_leg import (
     LegConnectionLost,
@@ -422,3 +423,25 @@ def test_msrp_timer_is_not_rearmed_for_every_later_deadline(
     leg.execute([ArmTimer(None)])  # nothing due any more: a leftover timer does nothing
     reactor.advance(60.0)
     assert fired == [14.0, 20.0]
+
+
+class _NoDelayRecorder(FakeTransport):  # type: ignore[misc]
+    nodelay: bool | None = None
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.nodelay = enabled
+
+
+def test_leg_disables_nagle_on_its_connection(
+    reactor: MemoryReactorClock, allocator: PortAllocator
+) -> None:
+    """Small MSRP frames are not held back by Nagle's algorithm (TCP_NODELAY is set when
+    the leg's connection is made), so a 200 or a chat message never waits for a delayed
+    ACK."""
+    leg = passive(reactor, Recorder(), allocator)
+    _server, _probe, _pump, server_io = dial(
+        reactor, server_factory(reactor, leg.port), transport_cls=_NoDelayRecorder
+    )
+    assert isinstance(server_io, _NoDelayRecorder)
+    assert server_io.nodelay is True
+    assert leg.state is LegState.UP
