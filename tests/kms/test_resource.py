@@ -214,3 +214,34 @@ def test_one_structured_log_line_per_request(http: StubTreq) -> None:
     ]
     assert all(isinstance(e["latency_ms"], float) for e in lines)
     assert lines[1]["err"] == 7
+
+
+def test_site_parses_no_forms_and_writes_no_access_log(engine: FakeEngine) -> None:
+    """A form-typed body is not parsed into args, and no Common Log Format line is
+    written (the resource's structured line is the one log line per request)."""
+    from twisted.web import http as web_http
+
+    site = build_site(build_resource(engine, clock=Clock()), reactor=Clock())
+    written: list[str] = []
+    site.logFile = type("F", (), {"write": lambda _self, line: written.append(line)})()
+    protocol = site.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    parsed: list[bytes] = []
+    real = web_http._parseContentType
+
+    def spy(line: bytes) -> bytes:
+        parsed.append(line)
+        return real(line)
+
+    web_http._parseContentType = spy
+    try:
+        protocol.dataReceived(
+            b"POST /mikey-ticket/v1/request HTTP/1.1\r\nHost: k\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=b"
+        )
+    finally:
+        web_http._parseContentType = real
+    assert transport.value().startswith(b"HTTP/1.1 415 ")
+    assert parsed == []
+    assert written == []
