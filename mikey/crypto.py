@@ -174,11 +174,12 @@ def prf(inkey: bytes, label: bytes, outkey_len: int, *, prf_func: int = 0) -> by
     _hash_name(prf_func)
     m = max(1, math.ceil(outkey_len / digest_len))
     blocks = [inkey[i : i + 32] for i in range(0, len(inkey), 32)] or [b""]
-    acc = bytearray(m * digest_len)
+    # XOR of the blocks' outputs as one integer (a byte loop in Python cost more than
+    # the HMACs themselves; the KMS and the focus derive several keys per exchange).
+    acc = 0
     for s in blocks:
-        for i, byte in enumerate(p_hash(s, label, m, prf_func=prf_func)):
-            acc[i] ^= byte
-    return bytes(acc[:outkey_len])
+        acc ^= int.from_bytes(p_hash(s, label, m, prf_func=prf_func), "big")
+    return acc.to_bytes(m * digest_len, "big")[:outkey_len]
 
 
 # -------------------------------------------------------------------------------- labels
