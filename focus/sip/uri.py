@@ -58,7 +58,10 @@ class Parameters:
         return iter(self.items)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and any(n.lower() == name.lower() for n, _ in self.items)
+        if not isinstance(name, str):
+            return False
+        low = name.lower()
+        return any(n.lower() == low for n, _ in self.items)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -74,8 +77,10 @@ class Parameters:
     def set(self, name: str, value: str | None = None) -> Parameters:
         """A copy with ``name`` set (replacing it in place, or appended)."""
         low = name.lower()
-        if name in self:
-            return Parameters(tuple((n, value) if n.lower() == low else (n, v) for n, v in self))
+        if any(n.lower() == low for n, _ in self.items):
+            return Parameters(
+                tuple((n, value) if n.lower() == low else (n, v) for n, v in self.items)
+            )
         return Parameters((*self.items, (name, value)))
 
     def remove(self, name: str) -> Parameters:
