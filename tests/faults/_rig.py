@@ -87,6 +87,7 @@ class KmsFront:
         self.mode = "normal"
         self.requests = 0
         self.held: list[Any] = []
+        self.connections: list[Any] = []
         self.port = _free_port()
         self._listening: Any = None
 
@@ -95,13 +96,29 @@ class KmsFront:
         return f"http://127.0.0.1:{self.port}/mikey-ticket/v1"
 
     def start(self) -> None:
-        site = server.Site(_Front(self))
-        self._listening = reactor().listenTCP(self.port, site, interface="127.0.0.1")
+        front = self
+
+        class Site(server.Site):
+            def buildProtocol(self, addr: Any) -> Any:
+                protocol = super().buildProtocol(addr)
+                front.connections.append(protocol)
+                return protocol
+
+        self._listening = reactor().listenTCP(self.port, Site(_Front(self)), interface="127.0.0.1")
 
     def set_mode(self, mode: str) -> defer.Deferred[None]:
-        """Switch; "down" stops listening (connections refused), anything else listens."""
+        """Switch; "down" stops listening and resets the connections the focus keeps
+        (its KMS client pools them), so every attempt is refused; anything else listens."""
         self.mode = mode
         self._release_held()
+        if mode == "down":
+            connections, self.connections = self.connections, []
+            for protocol in connections:
+                # Site builds a _GenericHTTPChannelProtocol proxying the real channel.
+                channel = getattr(protocol, "_channel", protocol)
+                transport = getattr(channel, "transport", None)
+                if transport is not None:
+                    transport.abortConnection()
         if mode == "down" and self._listening is not None:
             d, self._listening = self._listening.stopListening(), None
             return defer.maybeDeferred(lambda: d)
