@@ -48,6 +48,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict, deque
 from collections.abc import Hashable, Iterable
+from typing import Generic, TypeVar
 
 import attrs
 
@@ -292,6 +293,55 @@ class _Awaiting:
 
 
 _ACCEPT_CACHE_SIZE = 64
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Recent(Generic[_K, _V]):
+    """The last ``limit`` (up to ``2 * limit``) entries added: two plain dicts that
+    swap when the young one is full.  O(1) with no per-entry eviction work, where an
+    ``OrderedDict`` with ``popitem`` per insert cost ~1 us per relayed copy."""
+
+    __slots__ = ("_limit", "_old", "_young")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._young: dict[_K, _V] = {}
+        self._old: dict[_K, _V] = {}
+
+    def add(self, key: _K, value: _V) -> None:
+        young = self._young
+        if len(young) >= self._limit:
+            self._old = young
+            self._young = young = {}
+        young[key] = value
+
+    def __contains__(self, key: _K) -> bool:
+        return key in self._young or key in self._old
+
+    def pop(self, key: _K) -> _V | None:
+        value = self._young.pop(key, None)
+        return self._old.pop(key, None) if value is None else value
+
+    def clear(self) -> None:
+        self._young = {}
+        self._old = {}
+
+
+@attrs.define
+class _SendSide:
+    """What every request we send on one session repeats (RFC 4975 §7.1): its
+    To-Path/From-Path lines, the peer's accept-types answers by content type, and the
+    Message-IDs sent recently (REPORTs name them, §7.3.2)."""
+
+    params: SessionParams
+    path_lines: str
+    accepts: dict[str, bool]
+    sent: _Recent[str, None]
+
+
 _FLAG_BYTES = {flag: flag.value.encode("ascii") + b"\r\n" for flag in Continuation}
 
 
@@ -382,12 +432,12 @@ class MsrpConnection:
         self._incoming: dict[tuple[MsrpUri, str], _Incoming] = {}
         self._rejected: OrderedDict[tuple[MsrpUri, str], int] = OrderedDict()
         self._awaiting: OrderedDict[str, _Awaiting] = OrderedDict()
-        # Message-IDs we sent recently, to correlate REPORTs (§7.3.2); bounded.
-        self._sent: OrderedDict[tuple[MsrpUri, str], None] = OrderedDict()
         self._failed: OrderedDict[tuple[MsrpUri, str], None] = OrderedDict()
         # Failure-Report partial requests: (local URI, method, Message-ID) by transaction
         # id, a plain tuple since one is kept per relayed copy and few are ever looked up.
-        self._partial: OrderedDict[str, tuple[MsrpUri, str, str | None]] = OrderedDict()
+        self._partial: _Recent[str, tuple[MsrpUri, str, str | None]] = _Recent(
+            self._config.max_sent_remembered
+        )
         # Running totals so the per-message cost does not grow with the backlog (the relay
         # hot path): SEND body octets awaiting a 200 over every message (the window), and
         # the latest ``now`` seen, which keeps transaction deadlines in insertion order.
@@ -396,13 +446,13 @@ class MsrpConnection:
         self._clock = float("-inf")
         self._armed: float | None = None
         self._closed = False
-        # Per bound session, its To-Path and From-Path header lines as sent by us: they
-        # are the same on every request of the session (RFC 4975 §7.1), and formatting
-        # two paths per relayed copy was a large part of the relay's cost.
-        self._path_lines: dict[MsrpUri, str] = {}
-        # (local_uri, content type) -> whether the peer's accept-types allow it (§8.6);
-        # a room relays the same one or two types all day.  Bounded by clearing.
-        self._peer_accepts: dict[tuple[MsrpUri, str], bool] = {}
+        # Per bound session, what its outgoing requests repeat (formatting two paths and
+        # matching accept-types per relayed copy was a large part of the relay's cost),
+        # and the Message-IDs we sent recently, to correlate REPORTs (§7.3.2; bounded).
+        # The last one used is kept at hand: a leg of the focus has one session, and an
+        # MsrpUri's hash is a Python call.
+        self._send_sides: dict[MsrpUri, _SendSide] = {}
+        self._last_side: tuple[MsrpUri, _SendSide] | None = None
 
     # -- introspection -------------------------------------------------------------------
 
@@ -536,15 +586,16 @@ class MsrpConnection:
         REPORT may wait behind a chunk (RFC 4975 §7.1.1 asks to interrupt chunks above
         2048 octets for them; in memory, a whole chunk is the interruption unit).
         """
-        params = self._session(local_uri)
-        accept_key = (local_uri, content_type)
-        accepted = self._peer_accepts.get(accept_key)
+        last = self._last_side
+        side = last[1] if last is not None and last[0] is local_uri else self._side(local_uri)
+        params = side.params
+        accepted = side.accepts.get(content_type)
         if accepted is None:
             _check_line_value(content_type)
             accepted = accepts(params.peer_accept_types, content_type)
-            if len(self._peer_accepts) >= _ACCEPT_CACHE_SIZE:
-                self._peer_accepts.clear()
-            self._peer_accepts[accept_key] = accepted
+            if len(side.accepts) >= _ACCEPT_CACHE_SIZE:
+                side.accepts.clear()
+            side.accepts[content_type] = accepted
         if not accepted:
             raise MsrpUnsupportedMediaType("the peer does not accept this media type")
         if params.peer_max_size is not None and len(body) > params.peer_max_size:
@@ -570,9 +621,7 @@ class MsrpConnection:
             return mid, self._finish(overflow)
         headers = tuple(headers)
         extra = _extra_lines(success_report, failure_report, headers)
-        self._sent[(local_uri, mid)] = None
-        if len(self._sent) > self._config.max_sent_remembered:
-            self._sent.popitem(last=False)
+        side.sent.add(mid, None)
         out: list[Command] = []
         total = len(body)
         if (
@@ -589,7 +638,7 @@ class MsrpConnection:
                 SendBytes(
                     _encode_send(
                         tid,
-                        self._path_lines_of(params),
+                        side.path_lines,
                         mid,
                         byte_range=_single_range(total),
                         extra=extra,
@@ -753,7 +802,8 @@ class MsrpConnection:
             raise MsrpSessionUnknown("session not expected on this connection")
         params = self._registry.bind(local_uri, self._id)
         self._sessions[local_uri] = params
-        self._path_lines.pop(local_uri, None)
+        self._send_sides.pop(local_uri, None)
+        self._last_side = None
         out.append(SessionBound(local_uri))
         return params
 
@@ -886,7 +936,8 @@ class MsrpConnection:
         mid = request.message_id
         status = request.status
         assert mid is not None and status is not None  # validated by the parser
-        if (params.local_uri, mid) not in self._sent:
+        side = self._send_sides.get(params.local_uri)
+        if side is None or mid not in side.sent:
             return  # unknown Message-ID: silently ignored (§7.1.1, §7.1.2)
         out.append(ReportReceived(params.local_uri, mid, status, request.byte_range))
         if status.namespace == 0 and status.code != 200:
@@ -896,7 +947,7 @@ class MsrpConnection:
     def _on_response(self, response: Response, now: float, out: list[Command]) -> None:
         txn = self._transactions.pop(response.transaction_id, None)
         if txn is None:
-            partial = self._partial.pop(response.transaction_id, None)
+            partial = self._partial.pop(response.transaction_id)
             if partial is not None:
                 txn = _Transaction(*partial, None)
         if txn is None:
@@ -953,19 +1004,29 @@ class MsrpConnection:
             self._failed.popitem(last=False)
         out.append(MessageFailed(local_uri, message_id, code, comment))
 
-    def _path_lines_of(self, params: SessionParams) -> str:
-        lines = self._path_lines.get(params.local_uri)
-        if lines is None:
-            lines = f"To-Path: {format_path(params.peer_path)}\r\nFrom-Path: {params.local_uri}\r\n"
-            self._path_lines[params.local_uri] = lines
-        return lines
+    def _side(self, local_uri: MsrpUri) -> _SendSide:
+        """The send state of a bound session (481 if not bound), made the last used."""
+        side = self._send_sides.get(local_uri)
+        if side is None:
+            params = self._session(local_uri)
+            side = _SendSide(
+                params=params,
+                path_lines=(
+                    f"To-Path: {format_path(params.peer_path)}\r\nFrom-Path: {params.local_uri}\r\n"
+                ),
+                accepts={},
+                sent=_Recent(self._config.max_sent_remembered),
+            )
+            self._send_sides[local_uri] = side
+        self._last_side = (local_uri, side)
+        return side
 
     def _encode_chunk(self, message: _Outgoing, chunk: Chunk, tid: str) -> bytes:
         """The SEND for one chunk: what ``Request(...).encode()`` gives, built from the
         message's pre-encoded header lines (tests check both agree)."""
         return _encode_send(
             tid,
-            self._path_lines_of(message.params),
+            self._side(message.params.local_uri).path_lines,
             message.message_id,
             byte_range=str(chunk.byte_range),
             extra=message.extra,
@@ -977,9 +1038,7 @@ class MsrpConnection:
     def _remember_partial(self, tid: str, txn: tuple[MsrpUri, str, str | None]) -> None:
         # No timer, no 200 will come, but an error response must still reach the
         # user (§7.1.1): remember the transaction, bounded, without a deadline.
-        self._partial[tid] = txn
-        if len(self._partial) > self._config.max_sent_remembered:
-            self._partial.popitem(last=False)
+        self._partial.add(tid, txn)
 
     def _pump(self, now: float, out: list[Command]) -> None:
         """Send queued chunks while the window allows (paced by 200 responses)."""
@@ -1123,7 +1182,8 @@ class MsrpConnection:
         self._awaiting.clear()
         self._registry.unbind_connection(self._id)
         self._sessions.clear()
-        self._path_lines.clear()
+        self._send_sides.clear()
+        self._last_side = None
 
     def _finish(self, out: list[Command]) -> list[Command]:
         deadline = self.next_deadline()
