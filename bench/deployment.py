@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import pathlib
+import random
 import socket
 import subprocess
 import sys
@@ -47,6 +48,25 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_listen_port() -> int:
+    """A port free for both TCP and UDP, below the ephemeral range (32768-60999 here), so
+    that no outgoing connection of another process takes it between now and the bind."""
+    rnd = random.Random()
+    for _ in range(200):
+        port = rnd.randrange(27000, 32000)
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u,
+            ):
+                t.bind(("127.0.0.1", port))
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port in 27000-31999")
 
 
 def _wait_tcp(port: int, timeout: float) -> None:
@@ -87,8 +107,8 @@ class Deployment:
         self.nodelay_patch = nodelay_patch
         self.extra_focus = extra_focus
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="focus-bench-"))
-        self.kms_port = free_port()
-        self.sip_port = free_port(socket.SOCK_DGRAM)
+        self.kms_port = free_listen_port()
+        self.sip_port = free_listen_port()
         self.kms: subprocess.Popen[bytes] | None = None
         self.focus: subprocess.Popen[bytes] | None = None
 
@@ -194,6 +214,19 @@ file = "focus.log"
         _wait_tcp(self.kms_port, 30)
 
     def start_focus(self) -> None:
+        """Start ``twistd focus``; if its SIP port was taken meanwhile, pick another."""
+        for attempt in range(3):
+            try:
+                self._start_focus_once()
+                return
+            except RuntimeError as exc:
+                if "listen_failed" not in str(exc) or attempt == 2:
+                    raise
+                self.stop_focus()
+                self.sip_port = free_listen_port()
+                self._write()
+
+    def _start_focus_once(self) -> None:
         log = self.dir / "focus.log"
         log.write_text("")
         self.focus = subprocess.Popen(
@@ -205,8 +238,11 @@ file = "focus.log"
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if '"ready"' in log.read_text(errors="replace"):
+            text = log.read_text(errors="replace")
+            if '"ready"' in text:
                 return
+            if '"listen_failed"' in text:
+                raise RuntimeError(f"twistd focus: listen_failed: {text[-500:]}")
             if self.focus.poll() is not None:
                 raise RuntimeError(
                     f"twistd focus exited: {(self.dir / 'twistd.log').read_text()[-2000:]}"
