@@ -51,9 +51,10 @@ expected=None)``
     ``open_session(params, now)`` (active side: bind + empty SEND, RFC 4975 §5.4),
     ``receive_data(data, now)``, ``handle_timeout(now)``, ``connection_lost(now)``,
     ``send_message(local_uri, content_type, body, now, *, message_id=None,
-    success_report=False, failure_report=FailureReport.YES, headers=()) -> (message_id,
-    commands)``, ``abort_message(message_id, now)``, ``send_request(local_uri, method,
-    now, *, headers=(), content_type=None, body=None) -> (transaction_id, commands)``
+    success_report=False, failure_report=FailureReport.YES, headers=(), notify_sent=True)
+    -> (message_id, commands)``, ``abort_message(message_id, now)``,
+    ``send_request(local_uri, method, now, *, headers=(), content_type=None, body=None)
+    -> (transaction_id, commands)``
     (NICKNAME), ``respond(transaction_id, code, now, comment=None)`` (answer a
     ``MessageReceived``/``RequestReceived`` with ``needs_answer``), ``report(message,
     code, now, *, comment=None, content_type=None, body=None)`` (success/failure REPORT
@@ -102,8 +103,11 @@ Relay flow for the conference (RFC 7701 §6)
 -------------------------------------------
 On ``MessageReceived`` from a participant's connection: ``route = route_message(room,
 sender, roster, ev.content_type, ev.body)``; for each ``Delivery`` call the recipient
-connection's ``send_message(its_local_uri, d.content_type, d.body, now)`` (new
-Message-ID and transaction ids per copy; recipients' REPORTs are not forwarded); then
+connection's ``send_message(its_local_uri, d.content_type, d.body, now,
+failure_report=FailureReport.PARTIAL, notify_sent=False)`` (new Message-ID and
+transaction ids per copy; §6.3 lets the switch pick the copies' report model: partial
+means recipients answer errors only, so no 200 is parsed per copy, and a one-chunk
+copy takes the pre-encoded fast path; recipients' REPORTs are not forwarded); then
 ``conn.respond(ev.transaction_id, 200, now)``.  If ``route_message`` raises
 ``MsrpError`` as ``exc``: ``conn.respond(ev.transaction_id, exc.status, now,
 exc.reason)`` (Failure-Report decides whether anything is sent).  On

@@ -267,6 +267,7 @@ class _Outgoing:
     total: int = 0
     #: the report and extension header lines of every chunk, encoded once per message
     extra: str = ""
+    notify_sent: bool = True
 
 
 @attrs.define
@@ -356,6 +357,11 @@ def _extra_lines(
 ) -> str:
     """Success-Report, Failure-Report and extension header lines of a SEND, in the
     order ``Request.encode`` writes them (absent report headers mean no/yes, §7.1.1)."""
+    if not headers and not success_report:
+        if failure_report is FailureReport.PARTIAL:
+            return "Failure-Report: partial\r\n"  # every relayed copy (RFC 7701 §6.3)
+        if failure_report is FailureReport.YES:
+            return ""
     lines = []
     if success_report:
         lines.append("Success-Report: yes\r\n")
@@ -568,8 +574,13 @@ class MsrpConnection:
         success_report: bool = False,
         failure_report: FailureReport = FailureReport.YES,
         headers: Iterable[Header] = (),
+        notify_sent: bool = True,
     ) -> tuple[str, list[Command]]:
         """Queue a message for the peer of ``local_uri``; return its Message-ID.
+
+        ``notify_sent=False``: no :class:`MessageSent` for this message (a relay that
+        does not follow its copies, RFC 7701 §6.3, spares an event per copy); failures
+        are still reported.
 
         Raises :class:`MsrpUnsupportedMediaType` if the peer did not list ``content_type``
         in its accept-types (RFC 4975 §8.6), :class:`MsrpLimitExceeded` above the peer's
@@ -650,7 +661,8 @@ class MsrpConnection:
             )
             if failure_report is FailureReport.PARTIAL:
                 self._remember_partial(tid, (local_uri, "SEND", mid))
-            out.append(MessageSent(local_uri, mid))
+            if notify_sent:
+                out.append(MessageSent(local_uri, mid))
             return mid, self._finish(out)
         self._queued_bytes += total
         self._outgoing[mid] = _Outgoing(
@@ -663,6 +675,7 @@ class MsrpConnection:
             chunks=deque(split_message(body, self._config.chunk_size)),
             total=total,
             extra=extra,
+            notify_sent=notify_sent,
         )
         self._send_queue.append(mid)
         self._pump(now, out)
@@ -967,7 +980,8 @@ class MsrpConnection:
                 self._in_flight_bytes -= message.in_flight.pop(response.transaction_id, 0)
                 if not message.chunks and not message.in_flight:
                     del self._outgoing[message.message_id]
-                    out.append(MessageSent(txn.local_uri, message.message_id))
+                    if message.notify_sent:
+                        out.append(MessageSent(txn.local_uri, message.message_id))
             self._pump(now, out)
             return
         self._transaction_failed(response.transaction_id, txn, response.code, response.comment, out)
@@ -1071,7 +1085,8 @@ class MsrpConnection:
                 if not acked:
                     # No 200s will come (partial/no): done once the last chunk is out.
                     del self._outgoing[mid]
-                    out.append(MessageSent(message.params.local_uri, mid))
+                    if message.notify_sent:
+                        out.append(MessageSent(message.params.local_uri, mid))
 
     def _drop_outgoing(self, message_id: str) -> _Outgoing | None:
         """Forget a message being sent; its unacknowledged chunks leave the window."""

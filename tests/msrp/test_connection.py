@@ -935,3 +935,28 @@ def test_partial_copy_error_response_fails_only_that_message() -> None:
         assert [(e.message_id, e.code) for e in events(later, MessageFailed)] == [(mid, code)]
         assert [e.code for e in events(later, TransactionFailed)] == [code]
     assert conn.next_deadline() == 30.0  # the binding SEND's timer only: none per copy
+
+
+@pytest.mark.parametrize("failure", list(FailureReport))
+@pytest.mark.parametrize("size", [10, 5000])
+def test_notify_sent_false_suppresses_only_message_sent(failure: FailureReport, size: int) -> None:
+    """``notify_sent=False`` (a relay not following its copies) sends the same bytes and
+    emits no MessageSent, on the one-chunk fast path, the chunked path and after 200s."""
+    config = MsrpConfig(chunk_size=2048)
+    loud, quiet = _alice_sender(config), _alice_sender(config)
+    body = b"z" * size
+    _m1, out1 = loud.send_message(ALICE, "text/plain", body, now=1.0, failure_report=failure)
+    _m2, out2 = quiet.send_message(
+        ALICE, "text/plain", body, now=1.0, failure_report=failure, notify_sent=False
+    )
+    assert [c.data for c in out1 if isinstance(c, SendBytes)] == [
+        c.data for c in out2 if isinstance(c, SendBytes)
+    ]
+    for request in sent(out2):
+        ok = Response(request.transaction_id, 200, (ALICE,), (BOB,), comment="OK")
+        out2 += quiet.receive_data(ok.encode(), now=2.0)
+    for request in sent(out1):
+        ok = Response(request.transaction_id, 200, (ALICE,), (BOB,), comment="OK")
+        out1 += loud.receive_data(ok.encode(), now=2.0)
+    assert events(out2, MessageSent) == []
+    assert len(events(out1, MessageSent)) == 1
