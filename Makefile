@@ -9,11 +9,13 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 PACKAGES := mikey kms kms_client policies focus ue
 
-.PHONY: help run test lint typecheck layers pytest system-deps clean
+.PHONY: help run test lint typecheck layers pytest system-deps clean bench soak
 
 help:
 	@echo "make run    start the reference KMS and the conference focus on loopback"
 	@echo "make test   lint, type-check, check the layers and run the whole test suite"
+	@echo "make bench  joins, relay and memory of the focus next to a bare TLS-PSK relay (< 10 min)"
+	@echo "make soak   atheris on every decoder, then 10 minutes of churn with bound checks"
 
 # The virtual environment is rebuilt only when the project's metadata changes, so a
 # second `make test` goes straight to the checks.
@@ -42,6 +44,21 @@ pytest: $(STAMP) system-deps
 	$(BIN)/pytest
 
 test: lint typecheck layers pytest
+
+# Benchmarks and soak runs are measurements, never part of `make test` (bench/README.md).
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	@touch $@
+
+bench: $(BENCH_STAMP) system-deps
+	$(PY) -m bench
+
+FUZZ_SECONDS ?= 60
+SOAK_MINUTES ?= 10
+soak: $(BENCH_STAMP) system-deps
+	$(PY) -m bench.fuzz --seconds $(FUZZ_SECONDS)
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES)
 
 run: $(STAMP)
 	$(PY) -m focus.demo
