@@ -47,6 +47,7 @@ turns into a :class:`TLSPSKHandshakeError`.
 from __future__ import annotations
 
 import functools
+import os
 import pathlib
 from collections.abc import Callable
 from typing import Any, Final, cast
@@ -388,8 +389,10 @@ def _keylog_writer(path: pathlib.Path) -> Callable[[SSL.Connection, bytes], None
     def write(_conn: SSL.Connection, line: bytes) -> None:
         # One short append per secret; only ever enabled for debugging. An unwritable
         # file must not break the handshake (this runs inside an OpenSSL callback).
+        # The file lets anyone decrypt every leg: create it readable by us only.
         try:
-            with path.open("ab") as f:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "ab") as f:
                 f.write(line + b"\n")
         except OSError as exc:
             _log.error(

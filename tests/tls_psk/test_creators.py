@@ -210,6 +210,8 @@ def test_keylog_written_only_when_configured(tmp_path: pathlib.Path) -> None:
     lines = keylog.read_bytes().splitlines()
     assert lines and all(line.startswith(b"CLIENT_RANDOM ") for line in lines)
     assert PSK.hex().encode() not in keylog.read_bytes()
+    # The key log decrypts every leg: only its owner may read it.
+    assert keylog.stat().st_mode & 0o077 == 0
 
     other = tmp_path / "unused.log"
     handshake(TLSPSKServerCreator(PSK), TLSPSKClientCreator(PSK))
