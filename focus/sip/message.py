@@ -51,23 +51,6 @@ class Headers:
     """Ordered header lines.  Lookups are case-insensitive and understand compact forms."""
 
     fields: tuple[tuple[str, str], ...] = ()
-    # Values by lower-cased name, built at the first lookup: a message is looked up
-    # many times (Via, CSeq, Call-ID, To/From tags... per transaction and dialog step)
-    # and never changes, so one pass replaces a scan with ``str.lower`` per field per
-    # lookup (the join profile's largest own-time line in the SIP core).
-    _index: dict[str, tuple[str, ...]] | None = attrs.field(
-        default=None, init=False, eq=False, repr=False
-    )
-
-    def _by_name(self) -> dict[str, tuple[str, ...]]:
-        index = self._index
-        if index is None:
-            grouped: dict[str, list[str]] = {}
-            for n, v in self.fields:
-                grouped.setdefault(n.lower(), []).append(v)
-            index = {k: tuple(v) for k, v in grouped.items()}
-            object.__setattr__(self, "_index", index)
-        return index
 
     @classmethod
     def of(cls, pairs: Iterable[tuple[str, object]]) -> Headers:
@@ -85,15 +68,23 @@ class Headers:
 
     def count(self, name: str) -> int:
         """How many lines carry ``name``."""
-        return len(self._by_name().get(canonical_name(name).lower(), ()))
+        return len(self.lines(name))
 
     def lines(self, name: str) -> list[str]:
         """The values of every line called ``name``, unsplit."""
-        return list(self._by_name().get(canonical_name(name).lower(), ()))
+        # Parsed and built messages carry canonical names (parse_head, ``of``, ``set``),
+        # so the exact comparison nearly always decides; names of another length cannot
+        # match case-insensitively, and only same-length ones are lower-cased. This keeps
+        # the many lookups per transaction cheap without an index that every retained
+        # message would carry (a dict per message: ~3 KiB per idle leg).
+        canon = canonical_name(name)
+        size = len(canon)
+        key = canon.lower()
+        return [v for n, v in self.fields if n == canon or (len(n) == size and n.lower() == key)]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first line called ``name``."""
-        found = self._by_name().get(canonical_name(name).lower())
+        found = self.lines(name)
         return found[0] if found else default
 
     def get_all(self, name: str) -> list[str]:
