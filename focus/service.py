@@ -755,12 +755,14 @@ class FocusApplication(Application):
                 # relay_error.  What we give up is the 30 s timer per copy: a recipient
                 # that stops reading is caught instead by its leg's bounded queue and
                 # TCP backpressure (LegQueueOverflow ends that leg, the room goes on).
+                # No MessageSent per copy either: nothing here follows a copy's success.
                 _mid, commands = target.leg.connection.send_message(
                     target.params.local_uri,
                     delivery.content_type,
                     delivery.body,
                     now,
                     failure_report=FailureReport.PARTIAL,
+                    notify_sent=False,
                 )
             except MsrpError as exc:
                 self.events.emit(
