@@ -385,7 +385,7 @@ class ServerTransaction(_Transaction):
         (S.PROCEEDING, In.TU_PROVISIONAL): "_send",
         (S.PROCEEDING, In.TU_SUCCESS): "_invite_accept",
         (S.PROCEEDING, In.TU_FAILURE): "_invite_complete",
-        (S.ACCEPTED, In.TU_SUCCESS): "_send",  # §13.3.1.4 retransmissions by the TU
+        (S.ACCEPTED, In.TU_SUCCESS): "_pass_2xx",  # §13.3.1.4 retransmissions by the TU
         (S.ACCEPTED, In.TIMER_L): "_terminate",
         (S.COMPLETED, In.REQUEST): "_resend_last",
         (S.COMPLETED, In.TIMER_G): "_retransmit_final",
@@ -415,10 +415,13 @@ class ServerTransaction(_Transaction):
         self.TABLE = self.INVITE_TABLE if self.is_invite else self.NON_INVITE_TABLE
         self.state = S.PROCEEDING if self.is_invite else S.TRYING
         self.last_response: Response | None = None
+        self._accepted = False
 
     @property
     def final_sent(self) -> bool:
         """True once a final response went out."""
+        if self._accepted:
+            return True
         return self.last_response is not None and self.last_response.status >= 200
 
     def on_request(self, request: Request, now: float) -> list[TxOutput]:
@@ -444,7 +447,17 @@ class ServerTransaction(_Transaction):
     def _invite_accept(self, msg: Request | Response | None, now: float) -> list[TxOutput]:
         self.state = S.ACCEPTED
         self._arm("L", now, 64 * self.timers.t1)  # RFC 6026 §8.7
-        return self._send(msg, now)
+        self._accepted = True
+        self.last_response = None  # the 100 Trying: never resent from Accepted
+        return self._pass_2xx(msg, now)
+
+    def _pass_2xx(self, msg: Request | Response | None, now: float) -> list[TxOutput]:
+        # RFC 6026 §8.7: in Accepted, retransmitted INVITEs are absorbed and every 2xx
+        # comes from the TU (which retransmits it, §13.3.1.4), so the transaction keeps
+        # neither the 2xx nor, for Timer L's 32 s, any reason to hold it: an idle leg
+        # should not carry its answer around (bench/README.md, memory per leg).
+        assert isinstance(msg, Response)
+        return [Transmit(msg, self.target)]
 
     def _invite_complete(self, msg: Request | Response | None, now: float) -> list[TxOutput]:
         self.state = S.COMPLETED

@@ -898,9 +898,28 @@ class UserAgent:
             self._server_outputs(key, stx.send_response(resp, now), now)
             if dialog_creating:
                 self._uas_2xx(incoming, resp, now)
+                self._slim_accepted(key)
         finally:
             self._leave()
         return resp
+
+    def _slim_accepted(self, key: tuple[str, ...]) -> None:
+        """Keep only what an INVITE server transaction in Accepted uses.
+
+        For Timer L's 64*T1 (RFC 6026 §8.7) the entry absorbs retransmitted INVITEs and
+        matches a late CANCEL, which gets its 200 with the INVITE's To tag and has no
+        other effect (§9.2); neither needs the INVITE itself. Without this every newly
+        joined (then idle) leg held its INVITE, SDP offer included, for 32 s. The
+        application's own IncomingRequest is left as it is.
+        """
+        entry = self._server.get(key)
+        if entry is None:
+            return
+        stx, held = entry
+        stub = Request(method=held.request.method, uri=held.request.uri)
+        slim = IncomingRequest(self, stub, held.source, stx, held.dialog, held.to_tag)
+        stx.request = stub
+        self._server[key] = (stx, slim)
 
     def _uas_2xx(self, incoming: IncomingRequest, resp: Response, now: float) -> None:
         req = incoming.request

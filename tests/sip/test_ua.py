@@ -551,3 +551,25 @@ def test_a_raising_handler_does_not_lose_other_timers() -> None:
         client.on_timer(100.0)  # the second one is still due and fires now
     assert client.next_deadline() is None
     assert not client._client  # type: ignore[attr-defined]
+
+
+def test_accepted_invite_keeps_no_copy_of_the_request_yet_absorbs_and_matches() -> None:
+    """RFC 6026 §8.7: once the 2xx is sent the server transaction holds neither the INVITE
+    (headers, SDP) nor the 2xx, yet a retransmitted INVITE is absorbed and a late CANCEL
+    gets 200 with the INVITE's To tag (§9.2) and no 487."""
+    net, app, server, _client = pair()
+    invite = raw("INVITE", extra="Content-Type: application/sdp\r\n", body=SDP.decode())
+    ok = answer_to(net, invite)
+    assert ok.status == 200
+    [(stx, held)] = server._server.values()  # type: ignore[attr-defined]
+    assert held.request.body == b"" and len(held.request.headers) == 0
+    assert stx.request.body == b"" and stx.last_response is None
+    assert held.answered and stx.final_sent
+    assert len(app.requests) == 1  # type: ignore[attr-defined]
+    assert app.requests[0].request.body == SDP  # type: ignore[attr-defined]  # the app's own
+    server.datagram_received(invite, Target("UDP", "127.0.0.2", 5062), net.now)
+    assert not [c for c in server.drain() if c.data.startswith(b"SIP/2.0 200")]
+    late = answer_to(net, raw("CANCEL"))
+    assert late.status == 200 and late.to.tag == ok.to.tag
+    assert not net.sent("SIP/2.0 487")
+    assert app.cancelled == [] and len(app.requests) == 1  # type: ignore[attr-defined]
