@@ -519,6 +519,11 @@ class FocusApplication(Application):
             self._end(call, f"cannot answer: {exc}", bye=False)
             return
         call.dialog = incoming.dialog
+        # Answered: a late CANCEL has no effect (RFC 3261 §9.2) and nothing refuses this
+        # INVITE any more, so the call no longer holds it (its SDP and headers stayed
+        # with every idle leg, bench/README.md memory per leg).
+        self._by_incoming.pop(id(incoming), None)
+        call.incoming = None
         if call.dialog is not None:
             self._by_dialog[call.dialog.id] = call.leg_id
         self.conference.advance(call.leg_id, LegEvent.ANSWERED)
