@@ -146,19 +146,48 @@ class Route:
     skipped: tuple[Hashable, ...] = ()
 
 
-def _delivery_for(
-    recipient: Participant, cpim: CpimMessage, body: bytes, content_type: str
-) -> Delivery | None:
-    """How (and whether) ``recipient`` can take the message (RFC 4975 §8.6, RFC 7701 §6.1)."""
+_Form = tuple[str, bytes, bool] | None  # (content type, body, unwrapped) or not deliverable
+
+
+def _form_for(
+    accept_types: tuple[str, ...],
+    accept_wrapped_types: tuple[str, ...],
+    cpim: CpimMessage,
+    body: bytes,
+    content_type: str,
+) -> _Form:
+    """How (and whether) a participant with these type lists can take the message
+    (RFC 4975 §8.6, RFC 7701 §6.1)."""
     inner = cpim.content_type or ""
-    if accepts(recipient.accept_types, content_type):
-        wrapped_ok = recipient.accept_wrapped_types + recipient.accept_types
-        if accepts(wrapped_ok, inner):
-            return Delivery(recipient.key, content_type, body)
+    if accepts(accept_types, content_type):
+        if accepts(accept_wrapped_types + accept_types, inner):
+            return (content_type, body, False)
         return None
-    if accepts(recipient.accept_types, inner):
-        return Delivery(recipient.key, inner, cpim.content, unwrapped=True)
+    if accepts(accept_types, inner):
+        return (inner, cpim.content, True)
     return None
+
+
+def _deliveries(
+    recipients: Iterable[Participant], cpim: CpimMessage, body: bytes, content_type: str
+) -> tuple[list[Delivery], list[Hashable]]:
+    """Every recipient's Delivery, or its key in the skipped list.  The decision depends
+    only on the recipient's two type lists, which a room's participants mostly share:
+    decided once per distinct pair, not once per recipient (the fan-out hot path)."""
+    deliveries: list[Delivery] = []
+    skipped: list[Hashable] = []
+    decided: dict[tuple[tuple[str, ...], tuple[str, ...]], _Form] = {}
+    for recipient in recipients:
+        caps = (tuple(recipient.accept_types), tuple(recipient.accept_wrapped_types))
+        if caps in decided:
+            form = decided[caps]
+        else:
+            form = decided[caps] = _form_for(*caps, cpim, body, content_type)
+        if form is None:
+            skipped.append(recipient.key)
+        else:
+            deliveries.append(Delivery(recipient.key, *form))
+    return deliveries, skipped
 
 
 def route_message(
@@ -186,13 +215,7 @@ def route_message(
     target = tos[0].uri
     others = [p for p in participants if p.key != sender.key]
     if equal(target, room.uri):
-        deliveries, skipped = [], []
-        for recipient in others:
-            delivery = _delivery_for(recipient, cpim, body, content_type)
-            if delivery is None:
-                skipped.append(recipient.key)
-            else:
-                deliveries.append(delivery)
+        deliveries, skipped = _deliveries(others, cpim, body, content_type)
         return Route(False, cpim, tuple(deliveries), tuple(skipped))
     if not room.private_messages:
         raise MsrpForbidden("this room does not allow private messages")
@@ -202,13 +225,8 @@ def route_message(
     capable = [p for p in sessions if p.private_messages]
     if not capable:
         raise MsrpPrivateMessagesUnsupported("recipient does not support private messages")
-    deliveries, skipped = [], [p.key for p in sessions if not p.private_messages]
-    for recipient in capable:
-        delivery = _delivery_for(recipient, cpim, body, content_type)
-        if delivery is None:
-            skipped.append(recipient.key)
-        else:
-            deliveries.append(delivery)
+    deliveries, unable = _deliveries(capable, cpim, body, content_type)
+    skipped = [p.key for p in sessions if not p.private_messages] + unable
     if not deliveries:
         raise MsrpUnsupportedMediaType("recipient does not accept the wrapped type")
     return Route(True, cpim, tuple(deliveries), tuple(skipped))

@@ -663,7 +663,7 @@ class MsrpConnection:
                 self._remember_partial(tid, (local_uri, "SEND", mid))
             if notify_sent:
                 out.append(MessageSent(local_uri, mid))
-            return mid, self._finish(out)
+            return mid, out  # no deadline was added: _finish would arm nothing new
         self._queued_bytes += total
         self._outgoing[mid] = _Outgoing(
             params=params,
