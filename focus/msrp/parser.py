@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 
 import attrs
 
@@ -53,6 +54,10 @@ from .uri import MsrpUri, parse_path
 
 __all__ = ["BadFrame", "FrameParser"]
 
+# Control characters other than HTAB (RFC 4975 §9 utf8text excludes them).
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# The same without CR and LF, for a header block whose line breaks are already checked.
+_CONTROL_BUT_CRLF = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _FLAGS = {
     ord("$"): Continuation.COMPLETE,
     ord("+"): Continuation.MORE,
@@ -269,6 +274,8 @@ class FrameParser:
             breaks = len(lines) - 1
             if block.count(b"\r") != breaks or block.count(b"\n") != breaks:
                 return False  # a bare CR or LF: the line-by-line parser decides
+            if _CONTROL_BUT_CRLF.search(block) is not None:
+                return False  # a control character: the line-by-line parser refuses it
             max_line = config.max_header_line
             for line in lines:
                 name, colon, value = line.partition(":")
@@ -328,6 +335,13 @@ class FrameParser:
         name_match = HEADER_NAME_RE.fullmatch(line, 0, max(colon, 0))
         if colon <= 0 or name_match is None:
             return self._start_discard(MsrpParseError("malformed header line"), start - 2)
+        # RFC 4975 §9: hval = utf8text = *(HTAB / %x20-7E / UTF8-NONASCII); a bare CR or
+        # LF (or any other control character) is no part of a header value, and a frame
+        # carrying one could not be encoded again.
+        if _CONTROL.search(line, colon) is not None:
+            return self._start_discard(
+                MsrpParseError("control character in a header value"), start - 2
+            )
         try:
             value = line[colon + 1 :].strip(b" \t").decode("utf-8")
         except UnicodeDecodeError:

@@ -1,6 +1,5 @@
-"""Bugs the fuzzers found that belong to other packages, kept as strict xfails: each test
-states the behaviour the RFC asks for, fails today, and turns into an XPASS (a failure,
-``strict=True``) as soon as the owning package is fixed, so it gets promoted."""
+"""Bugs the fuzzers found, kept as regression tests: each states the behaviour the RFC
+asks for (they started as strict xfails until the owning package was fixed)."""
 
 from __future__ import annotations
 
@@ -23,11 +22,6 @@ FRAME = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="focus.msrp.parser accepts a bare CR or LF inside a header value; "
-    "Request.encode() then raises (parse accepts what encode refuses)",
-)
 @pytest.mark.parametrize(
     ("extension", "content_type"),
     [(b"\r", b""), (b"\n", b""), (b"", b"\r")],
