@@ -716,11 +716,18 @@ def _ssl_reasons(error: SSL.Error) -> tuple[str, ...]:
 class _OneConnectionTLSFactory(TLSMemoryBIOFactory):
     """TLS server factory of a passive leg: the first connection only."""
 
+    # One factory per leg: Twisted's "Starting/Stopping factory" lines (two factories,
+    # twice each per leg) were a quarter of the twistd log's cost in the join profile.
+    # The leg logs its own listening line.
+    noisy = False
+
     def __init__(self, leg: PassiveLeg, creator: object, clock: LegClock) -> None:
+        inner = Factory.forProtocol(lambda: _LegProtocol(leg))
+        inner.noisy = False
         super().__init__(
             cast(IOpenSSLServerConnectionCreator, creator),
             False,
-            cast(IProtocolFactory, Factory.forProtocol(lambda: _LegProtocol(leg))),
+            cast(IProtocolFactory, inner),
             cast(IReactorTime, clock),
         )
         self._leg = leg
