@@ -11,8 +11,9 @@ a typo must never leave a default silently in force.  Relative paths are relativ
 the directory of the configuration file.
 
 Sections: ``[sip]`` with ``[[sip.listen]]`` endpoints, ``[msrp]``, ``[kms]``,
-``[mikey]``, ``[tls]``, ``[policy]`` and ``[log]``.  Only ``[kms]`` (base URL, KMS
-identity, the focus's account and its key) and ``policy.file`` have no default.
+``[mikey]``, ``[tls]``, ``[policy]``, ``[log]`` and the optional ``[admin]``.  Only
+``[kms]`` (base URL, KMS identity, the focus's account and its key) and ``policy.file``
+have no default; without ``[admin]`` there is no admin API.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from policies.model import DEFAULT_CIPHER_SUITES
 
 __all__ = [
     "MAX_CONFIG_SIZE",
+    "AdminConfig",
     "ConfigError",
     "FocusConfig",
     "KmsSettings",
@@ -202,6 +204,22 @@ class LogSettings:
     file: Path | None = None
 
 
+def _admin_token(_inst: object, _attribute: object, value: str) -> None:
+    if len(value) < 16 or not value.isprintable() or any(c.isspace() for c in value):
+        raise ValueError("the admin token must be at least 16 printable characters, no spaces")
+
+
+@attrs.frozen
+class AdminConfig:
+    """``[admin]``: the admin API and ``/metrics`` (:mod:`focus.admin`).  Loopback by
+    default; every ``/api/`` request needs ``Authorization: Bearer <token>``."""
+
+    token: str = attrs.field(repr=False, validator=_admin_token)
+    host: str = "127.0.0.1"
+    port: int = 8089
+    metrics_need_token: bool = False
+
+
 @attrs.frozen
 class FocusConfig:
     """The whole configuration."""
@@ -213,6 +231,8 @@ class FocusConfig:
     mikey: MikeySettings = attrs.field(factory=MikeySettings)
     tls: TlsSettings = attrs.field(factory=TlsSettings)
     log: LogSettings = attrs.field(factory=LogSettings)
+    admin: AdminConfig | None = None
+    """None: no admin API (the section is absent)."""
     source: str | None = attrs.field(default=None, eq=False)
 
 
@@ -552,8 +572,38 @@ def _log(value: object, base: Path) -> LogSettings:
     return LogSettings(format=fmt, file=file)
 
 
+def _admin(value: object, base: Path) -> AdminConfig:
+    keys = {"host", "port", "token", "token_file", "metrics_need_token"}
+    s = _Section(value, ("admin",), keys, base)
+    if "token" in s.table and "token_file" in s.table:
+        _fail(("admin", "token_file"), "give token or token_file, not both")
+    if "token" in s.table:
+        where: KeyPath = ("admin", "token")
+        token = _text(s.table["token"], where)
+    elif "token_file" in s.table:
+        where = ("admin", "token_file")
+        token_path = s.file("token_file")
+        assert token_path is not None
+        try:
+            token = token_path.read_text("utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            _fail(where, f"cannot read {token_path}")
+    else:
+        _fail(("admin",), "missing required key 'token' (or 'token_file')")
+    try:
+        _admin_token(None, None, token)
+    except ValueError as exc:
+        _fail(where, str(exc))  # the value itself is never echoed
+    return AdminConfig(
+        token=token,
+        host=s.get("host", _ip, "127.0.0.1"),
+        port=s.get("port", _port, 8089),
+        metrics_need_token=s.get("metrics_need_token", _bool, False),
+    )
+
+
 def _config(document: Mapping[str, object], base: Path, source: str) -> FocusConfig:
-    _check_keys(document, {"sip", "msrp", "kms", "mikey", "tls", "policy", "log"}, ())
+    _check_keys(document, {"sip", "msrp", "kms", "mikey", "tls", "policy", "log", "admin"}, ())
     if "kms" not in document:
         _fail((), "missing required section [kms]")
     if "policy" not in document:
@@ -571,6 +621,7 @@ def _config(document: Mapping[str, object], base: Path, source: str) -> FocusCon
         mikey=_mikey(document.get("mikey", {}), base),
         tls=_tls(document.get("tls", {}), base),
         log=_log(document.get("log", {}), base),
+        admin=_admin(document["admin"], base) if "admin" in document else None,
         source=source,
     )
 

@@ -7,9 +7,9 @@ switch decisions themselves are :mod:`focus.msrp.chatroom`'s; this module suppli
 them with the room's policy, the sender and the roster, and adds the per-sender rate
 limit and the legacy (``require_cpim = false``) wrapping.
 
-Dial-out, REFER and roster NOTIFY come later: a participant already carries its
-:class:`~focus.conference.participant.Direction`, and every roster change bumps the
-room's ``version`` so a NOTIFY sender can tell subscribers what changed.
+Dial-out, REFER and the roster NOTIFYs live in :mod:`focus.control`: a participant
+carries its :class:`~focus.conference.participant.Direction`, a member the focus invited
+is admitted with ``invited=True``, and every roster change bumps the room's ``version``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from focus.msrp import (
     route_message,
 )
 from focus.msrp import Participant as SwitchParticipant
-from policies import Allowed, Identity, Policy, Room, find_room, may_join
+from policies import Allowed, Identity, Policy, Refused, Room, find_room, may_join
 from policies import PolicyError as UriError
 
 from .errors import AdmissionRefused, ConferenceError, RelayRefused, UnknownLeg
@@ -167,11 +167,17 @@ class Conference:
         call_id: str,
         display_name: str | None = None,
         direction: Direction = Direction.DIAL_IN,
+        invited: bool = False,
     ) -> Participant:
         """Admit ``caller`` to the room ``request_uri`` names, in state KEYING.
 
         Raises :class:`AdmissionRefused`: 404 when no room or ad-hoc rule matches, else
         the policy's 403/480/486 with its reason (``policies.may_join``).
+
+        ``invited``: the focus itself called ``caller`` (its dial-out list, a REFER the
+        policy allowed, the operator): the room's allow list does not apply, but a closed
+        room (480), ``deny`` (403) and a full room (486) still do (RFC 4579 §5.5: the
+        focus brings in whom it was asked to, within its policy).
         """
         if leg_id in self._legs:
             raise ConferenceError(f"leg id {leg_id} is already in use")
@@ -181,6 +187,8 @@ class Conference:
         live = self._rooms.get(room.uri)
         count = len(live.participants) if live is not None else 0
         decision = may_join(room, caller, count)
+        if invited and isinstance(decision, Refused) and decision.status == 403:
+            decision = _invited_decision(room, caller, count)
         if not isinstance(decision, Allowed):
             raise AdmissionRefused(decision.status, decision.reason)
         if live is None:
@@ -352,6 +360,19 @@ class Conference:
 
     def legs_in(self, room_uri: str) -> Iterable[str]:
         return tuple(self._live(room_uri).participants)
+
+
+def _invited_decision(room: Room, caller: str, count: int) -> Allowed | Refused:
+    """``may_join`` for a member the focus invited: only ``deny`` and the size count."""
+    try:
+        who = Identity.parse(caller)
+    except UriError:
+        return Refused(403, "caller identity is not a URI")
+    if any(pattern.matches(who) for pattern in room.settings.deny):
+        return Refused(403, "denied by room policy")
+    if count >= room.settings.max_participants:
+        return Refused(486, "room is full")
+    return Allowed()
 
 
 def _entry(p: Participant) -> RosterEntry:
