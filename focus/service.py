@@ -66,6 +66,7 @@ from focus.adapters.msrp_leg import (
     PortRangeExhausted,
 )
 from focus.adapters.sip_transport import SipStack
+from focus.admin import AdminError, admin_site
 from focus.conference import (
     AdmissionRefused,
     Capabilities,
@@ -76,6 +77,8 @@ from focus.conference import (
     RelayRefused,
 )
 from focus.config import FocusConfig
+from focus.control import ConferenceControl, EventTap, TimedKms, adopt_dial_out
+from focus.dialout import Dialer, DialerSettings
 from focus.eventlog import EventLog, event_observer
 from focus.keying import (
     KeyingError,
@@ -83,6 +86,7 @@ from focus.keying import (
     complete_responder,
     kms_refusal,
 )
+from focus.metrics import FocusMetrics
 from focus.msrp import (
     FailureReport,
     MessageFailed,
@@ -129,7 +133,15 @@ from kms_client import (
     persistent_pool,
 )
 from mikey import ReplayCache
-from policies import DEFAULT_CIPHER_SUITES, Policy, PolicyError, load_policy, normalize_uri
+from policies import (
+    DEFAULT_CIPHER_SUITES,
+    Policy,
+    PolicyError,
+    RoomSettings,
+    find_room,
+    load_policy,
+    normalize_uri,
+)
 
 __all__ = ["FocusApplication", "FocusService", "KmsResolver", "make_service"]
 
@@ -168,6 +180,9 @@ def _warning(host: str, text: str, code: int = 399) -> str:
 
 class FocusApplication(Application):
     """The SIP transaction user of the focus, and the listener of every MSRP leg."""
+
+    #: Handled by the control plane (RFC 6665 SUBSCRIBE, RFC 3515 REFER).
+    methods = frozenset({"SUBSCRIBE", "REFER"})
 
     def __init__(
         self,
@@ -208,6 +223,9 @@ class FocusApplication(Application):
         self.calls: dict[str, _Call] = {}
         self._by_dialog: dict[DialogId, str] = {}
         self._by_incoming: dict[int, str] = {}
+        #: The control plane (dial-out, REFER, SUBSCRIBE, reload, admin), when wired.
+        self.control: ConferenceControl | None = None
+        self.metrics: FocusMetrics | None = None
 
     @property
     def host(self) -> str:
@@ -220,6 +238,8 @@ class FocusApplication(Application):
 
     def on_request(self, incoming: IncomingRequest, now: float) -> None:
         request = incoming.request
+        if self.control is not None and self.control.on_request(incoming, now):
+            return
         if request.method != "INVITE":
             incoming.respond(501, now=now)
             return
@@ -307,6 +327,16 @@ class FocusApplication(Application):
         call_id = request.call_id
         room_uri = self._room_uri(request)
         caller, display = self._caller(incoming)
+        if self.control is not None and self.control.draining:
+            # The operator is draining the focus: existing calls go on, new ones go
+            # elsewhere (RFC 3261 §21.5.4 503 with Retry-After).
+            self.events.emit("join_refused", status=503, reason="draining", caller=caller,
+                             call_id=call_id, room=room_uri)  # fmt: skip
+            self._refuse(
+                incoming, 503, _warning(self.host, "the focus is draining"), now,
+                extra=[("Retry-After", self.config.kms.retry_after)],
+            )  # fmt: skip
+            return
         leg_id = self.random(6).hex()
         log: dict[str, Any] = {"call_id": call_id, "room": room_uri, "leg_id": leg_id}
         try:
@@ -632,13 +662,16 @@ class FocusApplication(Application):
         if not call.ended:
             self._end(call, "MSRP session not bound in time", bye=True)
 
-    def end_leg(self, leg_id: str, reason: str) -> None:
-        """End a participant's call from the focus side (BYE if the dialog is up)."""
+    def end_leg(self, leg_id: str, reason: str, cause: int | None = None) -> None:
+        """End a participant's call from the focus side (BYE if the dialog is up); with
+        ``cause`` the BYE says why (RFC 3326 ``Reason: SIP;cause=…;text=…``)."""
         call = self.calls.get(leg_id)
         if call is not None:
-            self._end(call, reason, bye=True)
+            self._end(call, reason, bye=True, cause=cause)
 
-    def _end(self, call: _Call, reason: str, *, bye: bool, log: bool = True) -> None:
+    def _end(
+        self, call: _Call, reason: str, *, bye: bool, log: bool = True, cause: int | None = None
+    ) -> None:
         """Remove the participant everywhere, free its leg and port, maybe send BYE."""
         if call.ended:
             return
@@ -667,7 +700,11 @@ class FocusApplication(Application):
             from focus.sip.dialog import DialogState
 
             if dialog.state is not DialogState.TERMINATED:
-                self.ua.bye(dialog, self.now())
+                headers: list[tuple[str, object]] = []
+                if cause is not None:
+                    text = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in reason)
+                    headers.append(("Reason", f'SIP;cause={cause};text="{text[:120]}"'))
+                self.ua.send_in_dialog(dialog, "BYE", self.now(), headers=headers)
 
     # -- MSRP: the LegListener interface -----------------------------------------------
 
@@ -741,6 +778,8 @@ class FocusApplication(Application):
                 reason=exc.reason,
                 **self._log(sender_call),
             )
+            if self.metrics is not None:
+                self.metrics.refused(exc.msrp_status)
             if message.needs_answer:
                 leg.execute(
                     leg.connection.respond(message.transaction_id, exc.msrp_status, now, exc.reason)
@@ -748,6 +787,8 @@ class FocusApplication(Application):
             return
         if message.needs_answer:
             leg.execute(leg.connection.respond(message.transaction_id, 200, now))
+        if self.metrics is not None:
+            self.metrics.relayed(len(message.body), len(relay.deliveries))
         for delivery in relay.deliveries:
             target = self.calls.get(delivery.leg_id)
             if target is None or target.leg is None or target.params is None:
@@ -841,9 +882,11 @@ class FocusService(Service):
         self._log_stream = log_stream
         self._observer: Any = None
         self._owned_stream: IO[str] | None = None
-        self.events = EventLog()
+        self.events = EventTap()
+        self.metrics = FocusMetrics()
         self.policy = policy if policy is not None else load_policy(config.policy_file)
-        self.kms = kms if kms is not None else _kms_client(config, reactor, random)
+        kms_client = kms if kms is not None else _kms_client(config, reactor, random)
+        self.kms = TimedKms(kms_client, reactor, self.metrics)
         self.app = FocusApplication(
             config=config,
             policy=self.policy,
@@ -852,6 +895,42 @@ class FocusService(Service):
             random=random,
             events=self.events,
         )
+        self.app.metrics = self.metrics
+        app = self.app
+        self.control = ConferenceControl(
+            app,
+            events=self.events,
+            clock=reactor,
+            policy_file=config.policy_file,
+            metrics=self.metrics,
+            # Everyone the focus dials out to is invited (policy list, REFER, operator).
+            adopt=lambda answer, why: adopt_dial_out(app, answer, why, invited=True),
+        )
+        self.dialer = Dialer(
+            settings=DialerSettings(
+                sip_host=config.sip.host,
+                path_host=config.msrp.path_host,
+                outbound_proxy=config.sip.outbound_proxy,
+                kms_timeout=config.kms.timeout * (config.kms.retries + 1) + 1.0,
+                # From the 200 OK: leg up (msrp.leg_timeout) and then bound.
+                leg_timeout=2 * config.msrp.leg_timeout,
+            ),
+            ua=lambda: app.ua,
+            kms=self.kms,
+            host=self.control,
+            clock=reactor,
+            allocator=app.allocator,
+            capabilities=self._offer_capabilities,
+            keying=app.keying,
+            replay_cache=app.replay_cache,
+            random=random,
+            events=self.events,
+            metrics=self.metrics,
+        )
+        self.control.attach(self.dialer)
+        self.control.track_gauges()
+        app.control = self.control
+        self.admin_port: Any = None
         sip = config.sip
         ua_config = UAConfig(
             host=sip.host,
@@ -905,6 +984,15 @@ class FocusService(Service):
                     key_path=str(item.key_file),
                 )
         self.listening = list(self.stack.ua.config.listen)
+        admin = self.config.admin
+        if admin is not None:
+            site = admin_site(
+                self.control,
+                admin.token,
+                metrics=self.metrics,
+                metrics_need_token=admin.metrics_need_token,
+            )
+            self.admin_port = self.reactor.listenTCP(admin.port, site, interface=admin.host)
 
     def _ready(self, _: object) -> None:
         msrp = self.config.msrp
@@ -919,6 +1007,8 @@ class FocusService(Service):
         )
         if not self.ready.called:
             self.ready.callback(self.listening)
+        # PROFILE §4-§5 dial-out: every room's dial_out members, once SIP listens.
+        self.control.start()
 
     def _listen_failed(self, failure: Any) -> None:
         self.events.emit("listen_failed", level=LogLevel.critical, reason=str(failure.value))
@@ -931,22 +1021,41 @@ class FocusService(Service):
         self.reactor.callFromThread(self.reload_policy)
 
     def reload_policy(self) -> bool:
-        """Re-read the policy file; a broken file keeps the old policy (logged)."""
+        """Re-read the policy file (SIGHUP); a broken file keeps the old policy (logged
+        with its file:line).  A valid one takes effect without dropping calls; members it
+        no longer admits get BYE, new dial-out members are dialled (focus.control)."""
         try:
-            policy = load_policy(self.config.policy_file)
-        except PolicyError as exc:
-            self.events.emit("policy_reload_failed", level=LogLevel.error, reason=str(exc))
+            self.control.reload_file()
+        except AdminError:
             return False
-        self.policy = policy
-        self.app.reload_policy(policy)
-        self.events.emit("policy_reloaded", rooms=len(policy.rooms), adhoc=len(policy.adhoc))
+        self.policy = self.control.policy
         return True
+
+    def _offer_capabilities(self, room_uri: str) -> MsrpCapabilities:
+        """What the focus declares on a dial-out offer's m-line in ``room_uri``."""
+        room = find_room(self.app.conference.policy, room_uri)
+        settings = room.settings if room is not None else RoomSettings()
+        own_types: tuple[str, ...] = (CPIM,)
+        if not settings.require_cpim:
+            own_types = (CPIM, *[t for t in settings.accept_wrapped_types if t != CPIM])
+        return MsrpCapabilities(
+            accept_types=own_types,
+            accept_wrapped_types=settings.accept_wrapped_types,
+            max_size=settings.max_message_size,
+            chatroom=Chatroom.declare(
+                nicknames=settings.nicknames, private_messages=settings.private_messages
+            ),
+        )
 
     def stopService(self) -> Any:
         super().stopService()  # type: ignore[no-untyped-call]
         if self._handle_sighup:
             signal.signal(signal.SIGHUP, self._previous_handler or signal.SIG_DFL)
             self._previous_handler = None
+        self.control.stop()
+        if self.admin_port is not None:
+            self.admin_port.stopListening()
+            self.admin_port = None
         self.app.close()
         self.stack.flush()
         d = self.stack.stop()
