@@ -486,13 +486,6 @@ def test_independent_ue_with_the_256_bit_suite(lobby: Deployment) -> None:
     chat_both_ways(indy, alice)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="twistd focus does not start dial-out yet: focus.control (Dialer, room dial_out "
-    "lists, REFER) is 'ready to be wired into the service' but focus/service.py and "
-    "focus/tap.py never start it, so no INVITE is sent",
-)
 def test_focus_dials_out_to_an_independent_ue(tmp_path: Path) -> None:
     """The focus invites a member of the room's dial_out list: the independent UE, as MIKEY
     responder, resolves the focus's ticket at `twistd kms`, answers a=setup:active with its
