@@ -22,7 +22,8 @@ POST        ``/api/v1/drain``                      refuse new joins, let calls e
 GET         ``/metrics``                           Prometheus text exposition
 ==========  =====================================  =========================================
 
-The service implements :class:`AdminBackend`; this module only parses, authenticates,
+The settings are ``[admin]`` of focus.toml (:class:`focus.config.AdminConfig`).  The
+service implements :class:`AdminBackend`; this module only parses, authenticates,
 bounds (request bodies at most 64 KiB) and renders.  Backend failures are
 :class:`AdminError` with their HTTP status.
 """
@@ -47,7 +48,6 @@ __all__ = [
     "AdminBackend",
     "AdminError",
     "AdminResource",
-    "AdminSettings",
     "ParticipantView",
     "ReloadResult",
     "RoomView",
@@ -116,17 +116,6 @@ class AdminBackend(Protocol):
 def _token(_inst: object, _attribute: object, value: str) -> None:
     if len(value) < 16 or not value.isprintable() or " " in value:
         raise ValueError("the admin token must be at least 16 printable characters, no spaces")
-
-
-@attrs.frozen
-class AdminSettings:
-    """``[admin]``: where the API listens and the bearer token (secret, kept out of
-    reprs).  Loopback by default; another interface is the operator's explicit choice."""
-
-    token: str = attrs.field(repr=False, validator=_token)
-    host: str = "127.0.0.1"
-    port: int = 8089
-    metrics_need_token: bool = False
 
 
 def room_uri_of(segment: str) -> str:

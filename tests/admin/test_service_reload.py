@@ -56,3 +56,23 @@ def test_reload_ends_only_the_leg_of_the_member_no_longer_allowed(tmp_path: Path
     assert bye.call_id == "b1"
     assert (bye.headers.get("Reason") or "").startswith("SIP;cause=403;")
     assert [p.uri for p in focus.app.conference.participants] == [ALICE]
+
+
+def test_draining_refuses_new_dial_ins_with_503_and_keeps_calls() -> None:
+    """After drain, a new INVITE gets 503 with Retry-After; the call in progress stays."""
+    focus = Focus()
+    tap = EventTap()
+    focus.app.events = tap
+    control = ConferenceControl(focus.app, events=tap, clock=focus.reactor)  # type: ignore[arg-type]
+    focus.app.control = control
+    dial_in(focus, ALICE, "a1")
+    control.drain()
+    grant = make_grant(initiator=BOB)
+    offer = start_initiator(grant, initiator=BOB, responder=ROOM, now=NOW, csb_id=8,
+                            rand=bytes(range(16)))  # fmt: skip
+    refused = focus.final(
+        invite(offer_sdp(mikey_attr(offer.transfer_init)), from_uri=BOB, call_id="b2",
+               branch="z9hG4bKb2")
+    )  # fmt: skip
+    assert refused.status == 503 and refused.headers.get("Retry-After") is not None
+    assert [p.uri for p in focus.app.conference.participants] == [ALICE]
