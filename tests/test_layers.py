@@ -14,6 +14,8 @@ PURE = [
     "focus.keying",
     "focus.config",
     "focus.conference",
+    "focus.roster",
+    "focus.refer",
 ]
 
 
