@@ -1,9 +1,5 @@
 """`focus-ue answer` against a real `twistd focus` dialling out, keyed by `twistd kms`.
 
-PENDING: not collected yet (the file name does not start with ``test_``), because the
-focus service does not start its dial-out jobs yet (focus.dialout is not wired into
-focus.service). Rename it to ``test_e2e_answer.py`` once it is; it then needs no change.
-
 The focus's room lists alice in ``dial_out``; its outbound proxy is alice's UE, so the
 dial-out INVITE for ``sip:alice@example.net`` reaches it. Every process is started here,
 on loopback, and every wait is bounded.
