@@ -55,6 +55,7 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import LogLevel, globalLogPublisher
 
+from focus._random import PooledRandom
 from focus.adapters.msrp_leg import (
     ActiveLeg,
     LegConfig,
@@ -199,7 +200,7 @@ class FocusApplication(Application):
         self.conference = Conference(policy)
         self.kms = kms
         self.reactor = reactor
-        self.random = random
+        self.random = PooledRandom() if random is os.urandom else random
         self.events = events or EventLog()
         self.tls = tls or TLSPSKConfig(
             ciphers=config.tls.cipher_string,
@@ -876,6 +877,9 @@ class FocusService(Service):
     ) -> None:
         self.config = config
         self.reactor = reactor
+        if random is os.urandom:
+            # One kernel call per 4 KiB of ids (bench/README.md); injected sources kept.
+            random = PooledRandom()
         self.random = random
         self._handle_sighup = handle_sighup
         self._previous_handler: Any = None
