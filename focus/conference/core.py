@@ -15,6 +15,7 @@ is admitted with ``invited=True``, and every roster change bumps the room's ``ve
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 import attrs
 
@@ -47,6 +48,11 @@ __all__ = [
 ]
 
 CPIM = "message/cpim"
+
+#: RFC 3261 §19.1.4 identity comparison (``same_identity``) of the CPIM From/To values
+#: against the room and the participants: the same few URIs come back with every
+#: message, so their comparison is remembered (bounded; pure, so safe to cache).
+_same_identity = lru_cache(maxsize=1024)(same_identity)
 
 
 @attrs.frozen
@@ -108,19 +114,43 @@ class LiveRoom:
     room: Room
     participants: dict[str, Participant] = attrs.Factory(dict)
     version: int = 0
+    # The switch's view of the room, rebuilt only after a join, leave, state,
+    # capability or nickname change or a policy reload (see ``invalidate``).
+    _chat: ChatRoom | None = attrs.field(default=None, init=False, repr=False)
+    _views: dict[str, SwitchParticipant] | None = attrs.field(default=None, init=False, repr=False)
+    _recipients: tuple[SwitchParticipant, ...] = attrs.field(default=(), init=False, repr=False)
 
     @property
     def uri(self) -> str:
         return str(self.room.uri)
 
     def chat(self) -> ChatRoom:
-        s = self.room.settings
-        return ChatRoom(
-            uri=self.uri,
-            max_message_size=s.max_message_size,
-            private_messages=s.private_messages,
-            nicknames=s.nicknames,
-        )
+        if self._chat is None:
+            s = self.room.settings
+            self._chat = ChatRoom(
+                uri=self.uri,
+                max_message_size=s.max_message_size,
+                private_messages=s.private_messages,
+                nicknames=s.nicknames,
+            )
+        return self._chat
+
+    def invalidate(self) -> None:
+        """Forget the cached switch view (someone joined, left or changed)."""
+        self._chat = None
+        self._views = None
+        self._recipients = ()
+
+    def switch_view(self) -> tuple[dict[str, SwitchParticipant], tuple[SwitchParticipant, ...]]:
+        """Every participant as the switch sees it, and those that receive now."""
+        views = self._views
+        if views is None:
+            views = {leg: _switch_view(p) for leg, p in self.participants.items()}
+            self._views = views
+            self._recipients = tuple(
+                views[leg] for leg, p in self.participants.items() if p.receives
+            )
+        return views, self._recipients
 
 
 def _switch_view(p: Participant) -> SwitchParticipant:
@@ -141,6 +171,9 @@ class Conference:
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
         self._rooms: dict[Identity, LiveRoom] = {}
+        #: The live rooms by the exact URI string participants carry (no re-parse per
+        #: message); a miss falls back to parsing.
+        self._by_uri: dict[str, LiveRoom] = {}
         self._legs: dict[str, Participant] = {}
 
     @property
@@ -155,6 +188,7 @@ class Conference:
             room = find_room(policy, key)
             if room is not None:
                 live.room = room
+            live.invalidate()
 
     # -- admission -----------------------------------------------------------------------
 
@@ -193,6 +227,7 @@ class Conference:
             raise AdmissionRefused(decision.status, decision.reason)
         if live is None:
             live = self._rooms[room.uri] = LiveRoom(room)
+            self._by_uri[live.uri] = live
         rate = live.room.settings.rate_limit
         participant = Participant(
             leg_id=leg_id,
@@ -204,6 +239,7 @@ class Conference:
             display_name=display_name,
         )
         live.participants[leg_id] = participant
+        live.invalidate()
         self._legs[leg_id] = participant
         return participant
 
@@ -219,6 +255,9 @@ class Conference:
         return self._live(self.participant(leg_id).room_uri)
 
     def _live(self, room_uri: str) -> LiveRoom:
+        live = self._by_uri.get(room_uri)
+        if live is not None:
+            return live
         try:
             key = Identity.parse(room_uri)
         except UriError as exc:
@@ -239,7 +278,9 @@ class Conference:
     # -- leg life ------------------------------------------------------------------------
 
     def set_capabilities(self, leg_id: str, capabilities: Capabilities) -> None:
-        self.participant(leg_id).capabilities = capabilities
+        participant = self.participant(leg_id)
+        participant.capabilities = capabilities
+        self._live(participant.room_uri).invalidate()
 
     def advance(self, leg_id: str, event: LegEvent) -> LegState:
         """Move the leg along its state table; an undefined event ends it (GONE) and
@@ -249,9 +290,12 @@ class Conference:
             participant.state = next_state(participant.state, event)
         except ConferenceError:
             participant.state = LegState.GONE
+            self._live(participant.room_uri).invalidate()
             raise
+        live = self._live(participant.room_uri)
+        live.invalidate()
         if event is LegEvent.SESSION_BOUND:
-            self._live(participant.room_uri).version += 1
+            live.version += 1
         return participant.state
 
     def confirm(self, leg_id: str, dialog_id: object | None = None) -> None:
@@ -269,9 +313,12 @@ class Conference:
         participant.state = LegState.GONE
         live = self._live(participant.room_uri)
         live.participants.pop(leg_id, None)
+        live.invalidate()
         live.version += 1
         if not live.participants:
             del self._rooms[live.room.uri]
+            for key in [k for k, v in self._by_uri.items() if v is live]:
+                del self._by_uri[key]
         return Departure(participant, live.uri, len(live.participants))
 
     # -- relay ---------------------------------------------------------------------------
@@ -304,15 +351,15 @@ class Conference:
             except MsrpError as exc:
                 raise RelayRefused(exc.status, exc.reason) from None
             content_type, wrapped = CPIM, True
-        recipients = [_switch_view(p) for p in live.participants.values() if p.receives]
+        views, recipients = live.switch_view()
         try:
             route = route_message(
                 live.chat(),
-                _switch_view(sender),
+                views[leg_id],
                 recipients,
                 content_type,
                 body,
-                equal=same_identity,
+                equal=_same_identity,
             )
         except MsrpError as exc:
             raise RelayRefused(exc.status, exc.reason) from None
@@ -338,11 +385,12 @@ class Conference:
         }
         try:
             decision = decide_nickname(
-                live.chat(), participant.uri, use_nickname, in_use, equal=same_identity
+                live.chat(), participant.uri, use_nickname, in_use, equal=_same_identity
             )
         except MsrpError as exc:
             raise RelayRefused(exc.status, exc.reason) from None
         participant.nickname, participant.nickname_key = decision.nickname, decision.key
+        live.invalidate()
         live.version += 1
         return decision.nickname
 

@@ -3,6 +3,8 @@ rate limit, legacy unwrapping, leave and roster (focus.conference)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -290,3 +292,43 @@ def test_fan_out_reaches_exactly_the_other_bound_participants(
     expected = {f"l{i}" for i in range(count) if i != sender and i not in unbound}
     got = [d.leg_id for d in relay.deliveries]
     assert sorted(got) == sorted(expected) and len(got) == len(set(got))
+
+
+#: A clock that moves 10 s per relay so these tests stay under the rate limit.
+_CLOCK = itertools.count(1000, 10)
+
+
+def _targets(conf: Conference, leg: str, sender: str, to: str = ROOM) -> list[str]:
+    relay = conf.relay(leg, "message/cpim", cpim(sender, to), float(next(_CLOCK)))
+    return sorted(d.leg_id for d in relay.deliveries)
+
+
+def test_cached_switch_view_follows_join_leave_and_state() -> None:
+    """The room's cached recipients change after a join, a state change and a leave."""
+    conf = conference()
+    join(conf, "a", ALICE)
+    join(conf, "b", BOB)
+    assert _targets(conf, "a", ALICE) == ["b"]
+    conf.admit(request_uri=ROOM, caller=CAROL, leg_id="c", call_id="call-c")
+    assert _targets(conf, "a", ALICE) == ["b"]  # c not bound yet
+    for event in (LegEvent.ANSWERED, LegEvent.LEG_UP, LegEvent.SESSION_BOUND):
+        conf.advance("c", event)
+    assert _targets(conf, "a", ALICE) == ["b", "c"]
+    conf.leave("b")
+    assert _targets(conf, "a", ALICE) == ["c"]
+
+
+def test_cached_switch_view_follows_capabilities_and_nicknames() -> None:
+    """A capability or nickname change is seen by the next relay decision."""
+    conf = conference()
+    join(conf, "a", ALICE)
+    join(conf, "b", BOB, caps=Capabilities(private_messages=False))
+    with pytest.raises(RelayRefused):
+        conf.relay("a", "message/cpim", cpim(ALICE, BOB), 1.0)
+    conf.set_capabilities("b", FULL)
+    assert _targets(conf, "a", ALICE, BOB) == ["b"]
+    assert conf.nickname("b", '"Bobby"') == "Bobby"
+    conf.leave("a")
+    join(conf, "a2", ALICE)
+    with pytest.raises(RelayRefused):
+        conf.nickname("a2", '"Bobby"')
