@@ -48,7 +48,7 @@ import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 import attrs
 from twisted.application.service import Service
@@ -791,7 +791,8 @@ class FocusApplication(Application):
         if self.metrics is not None:
             self.metrics.relayed(len(message.body), len(relay.deliveries))
         for delivery in relay.deliveries:
-            target = self.calls.get(delivery.leg_id)
+            to_leg = cast(str, delivery.key)  # a leg id (focus.conference.Relay)
+            target = self.calls.get(to_leg)
             if target is None or target.leg is None or target.params is None:
                 continue
             try:
@@ -816,7 +817,7 @@ class FocusApplication(Application):
                     "relay_error",
                     status=exc.status,
                     reason=exc.reason,
-                    to_leg=delivery.leg_id,
+                    to_leg=to_leg,
                     **self._log(sender_call),
                 )
                 continue

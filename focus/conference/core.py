@@ -24,6 +24,7 @@ from focus.msrp import (
     ChatRoom,
     CpimAddress,
     CpimMessage,
+    Delivery,
     MsrpError,
     decide_nickname,
     is_cpim,
@@ -56,19 +57,11 @@ _same_identity = lru_cache(maxsize=1024)(same_identity)
 
 
 @attrs.frozen
-class Delivery:
-    """Send ``body`` of ``content_type`` to the participant of ``leg_id``, as a new
-    message (new transaction id and Message-ID, RFC 7701 §6.1); content unchanged."""
-
-    leg_id: str
-    content_type: str
-    body: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
-    unwrapped: bool = False
-
-
-@attrs.frozen
 class Relay:
-    """Where one accepted message goes; ``skipped`` could not take its wrapped type."""
+    """Where one accepted message goes; ``skipped`` could not take its wrapped type.
+
+    Each delivery's ``key`` is the leg id (``str``) of its recipient.
+    """
 
     room_uri: str
     private: bool
@@ -366,9 +359,9 @@ class Conference:
         return Relay(
             room_uri=live.uri,
             private=route.private,
-            deliveries=tuple(
-                Delivery(str(d.key), d.content_type, d.body, d.unwrapped) for d in route.deliveries
-            ),
+            # focus.msrp's Delivery as is: its ``key`` is the recipient's leg id (the
+            # switch views are keyed by leg id), a new message per copy (RFC 7701 §6.1).
+            deliveries=route.deliveries,
             skipped=tuple(str(k) for k in route.skipped),
             wrapped=wrapped,
         )

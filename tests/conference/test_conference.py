@@ -141,7 +141,7 @@ def test_fan_out_to_every_other_participant_unchanged() -> None:
     body = cpim(ALICE)
     relay = conf.relay("a", "message/cpim", body, 0.0)
     assert not relay.private
-    assert sorted(d.leg_id for d in relay.deliveries) == ["b", "c"]
+    assert sorted(d.key for d in relay.deliveries) == ["b", "c"]
     assert all(d.body == body and d.content_type == "message/cpim" for d in relay.deliveries)
 
 
@@ -154,7 +154,7 @@ def test_only_bound_participants_receive() -> None:
     conf.advance("c", LegEvent.ANSWERED)
     conf.advance("c", LegEvent.LEG_UP)
     relay = conf.relay("a", "message/cpim", cpim(ALICE), 0.0)
-    assert [d.leg_id for d in relay.deliveries] == ["b"]
+    assert [d.key for d in relay.deliveries] == ["b"]
 
 
 def test_cpim_from_must_be_the_sender() -> None:
@@ -172,7 +172,7 @@ def test_non_cpim_is_415_and_too_large_is_413() -> None:
 def test_private_message_goes_to_the_one_recipient() -> None:
     """CPIM To a participant is a private message for that participant only."""
     relay = three().relay("a", "message/cpim", cpim(ALICE, to=BOB), 0.0)
-    assert relay.private and [d.leg_id for d in relay.deliveries] == ["b"]
+    assert relay.private and [d.key for d in relay.deliveries] == ["b"]
 
 
 def test_private_message_refusals() -> None:
@@ -252,7 +252,7 @@ def test_leave_removes_everywhere() -> None:
     assert departure.remaining == 2 and departure.participant.state is LegState.GONE
     assert conf.roster(ROOM).version > before
     relay = conf.relay("a", "message/cpim", cpim(ALICE), 0.0)
-    assert [d.leg_id for d in relay.deliveries] == ["c"]
+    assert [d.key for d in relay.deliveries] == ["c"]
     with pytest.raises(UnknownLeg):
         conf.leave("b")
     conf.leave("a")
@@ -290,7 +290,7 @@ def test_fan_out_reaches_exactly_the_other_bound_participants(
             join(conf, f"l{i}", who)
     relay = conf.relay(f"l{sender}", "message/cpim", cpim(f"sip:user{sender}@example.net"), 0.0)
     expected = {f"l{i}" for i in range(count) if i != sender and i not in unbound}
-    got = [d.leg_id for d in relay.deliveries]
+    got = [d.key for d in relay.deliveries]
     assert sorted(got) == sorted(expected) and len(got) == len(set(got))
 
 
@@ -300,7 +300,7 @@ _CLOCK = itertools.count(1000, 10)
 
 def _targets(conf: Conference, leg: str, sender: str, to: str = ROOM) -> list[str]:
     relay = conf.relay(leg, "message/cpim", cpim(sender, to), float(next(_CLOCK)))
-    return sorted(d.leg_id for d in relay.deliveries)
+    return sorted(d.key for d in relay.deliveries)
 
 
 def test_cached_switch_view_follows_join_leave_and_state() -> None:
