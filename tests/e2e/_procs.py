@@ -77,15 +77,20 @@ class Proc:
             env={**os.environ, **(env or {})},
             start_new_session=True,
         )
+        self._pumps: list[threading.Thread] = []
         for key, stream in (("out", self.popen.stdout), ("err", self.popen.stderr)):
             assert stream is not None
-            threading.Thread(target=self._pump, args=(key, stream), daemon=True).start()
+            pump = threading.Thread(target=self._pump, args=(key, stream), daemon=True)
+            pump.start()
+            self._pumps.append(pump)
 
     def _pump(self, key: str, stream: IO[bytes]) -> None:
-        for raw in iter(stream.readline, b""):
-            with self._new:
-                self.lines[key].append(raw.decode("utf-8", "replace").rstrip("\n"))
-                self._new.notify_all()
+        # The stream may be closed under us by stop() if the process outlived its wait.
+        with contextlib.suppress(ValueError, OSError):
+            for raw in iter(stream.readline, b""):
+                with self._new:
+                    self.lines[key].append(raw.decode("utf-8", "replace").rstrip("\n"))
+                    self._new.notify_all()
         with self._new:
             self._new.notify_all()
 
@@ -136,6 +141,8 @@ class Proc:
             except subprocess.TimeoutExpired:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
+        for pump in self._pumps:  # the pipes reach EOF once the process is gone
+            pump.join(timeout=5)
         for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):
