@@ -33,7 +33,7 @@ from focus.keying import KeyingSettings
 from mikey import SUITE_128, SUITE_256, TLS_PROT_TYPE, Suite
 
 # The policy loader's TOML key-to-line scanner: one implementation for both files.
-from policies import key_lines, line_of
+from policies import SourceError, key_lines, line_of, read_source
 from policies.model import DEFAULT_CIPHER_SUITES
 
 __all__ = [
@@ -663,17 +663,9 @@ def load_config(path: str | os.PathLike[str]) -> FocusConfig:
     """Read and parse a configuration file (UTF-8 TOML, at most 256 KiB)."""
     filename = os.fspath(path)
     try:
-        with open(filename, "rb") as handle:
-            raw = handle.read(MAX_CONFIG_SIZE + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", filename=filename) from None
-    if len(raw) > MAX_CONFIG_SIZE:
-        raise ConfigError(f"larger than {MAX_CONFIG_SIZE} bytes", filename=filename)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigError("not UTF-8 text", filename=filename, line=line) from None
+        text = read_source(filename, MAX_CONFIG_SIZE)
+    except SourceError as exc:
+        raise ConfigError(exc.reason, filename=filename, line=exc.line) from None
     return parse_config(text, filename, Path(filename).resolve().parent)
 
 

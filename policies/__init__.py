@@ -4,7 +4,7 @@ Pure: no I/O besides :func:`load_policy` reading the file it is given, no clock,
 randomness.
 """
 
-from policies._locate import key_lines, line_of
+from policies._locate import SourceError, key_lines, line_of, read_source
 from policies.errors import PolicyError, PolicyLoadError
 from policies.evaluation import (
     Allowed,
@@ -49,6 +49,7 @@ __all__ = [
     "RetryPolicy",
     "Room",
     "RoomSettings",
+    "SourceError",
     "UriPattern",
     "dial_out_members",
     "example_path",
@@ -63,4 +64,5 @@ __all__ = [
     "may_watch",
     "normalize_uri",
     "parse_policy",
+    "read_source",
 ]

@@ -216,3 +216,31 @@ def line_of(lines: dict[Path, int], path: Path) -> int | None:
         if found is not None:
             return found
     return None
+
+
+class SourceError(Exception):
+    """A configuration file that cannot be read as bounded UTF-8 text (``line`` when known)."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+
+
+def read_source(filename: str, limit: int) -> str:
+    """The UTF-8 text of ``filename``, refusing files above ``limit`` bytes.
+
+    Shared by the loaders of TOML files (policies, the focus configuration): each turns a
+    :class:`SourceError` into its own error type, naming the file.
+    """
+    try:
+        with open(filename, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise SourceError(f"cannot read: {exc.strerror}") from None
+    if len(raw) > limit:
+        raise SourceError(f"larger than {limit} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError("not UTF-8 text", raw.count(b"\n", 0, exc.start) + 1) from None

@@ -33,7 +33,7 @@ from typing import Any, NoReturn
 import attrs
 
 from policies._locate import Path as KeyPath
-from policies._locate import key_lines, line_of
+from policies._locate import SourceError, key_lines, line_of, read_source
 from policies.errors import PolicyError, PolicyLoadError
 from policies.model import (
     AdhocRule,
@@ -349,17 +349,9 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read and parse a policy file (UTF-8 TOML, at most :data:`MAX_POLICY_SIZE` bytes)."""
     filename = os.fspath(path)
     try:
-        with open(filename, "rb") as handle:
-            raw = handle.read(MAX_POLICY_SIZE + 1)
-    except OSError as exc:
-        raise PolicyLoadError(f"cannot read: {exc.strerror}", filename=filename) from None
-    if len(raw) > MAX_POLICY_SIZE:
-        raise PolicyLoadError(f"larger than {MAX_POLICY_SIZE} bytes", filename=filename)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise PolicyLoadError("not UTF-8 text", filename=filename, line=line) from None
+        text = read_source(filename, MAX_POLICY_SIZE)
+    except SourceError as exc:
+        raise PolicyLoadError(exc.reason, filename=filename, line=exc.line) from None
     return parse_policy(text, filename)
 
 
